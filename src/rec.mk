@@ -1,0 +1,1 @@
+delift_SOURCES += src/cli_records.c
