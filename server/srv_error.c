@@ -38,5 +38,19 @@ json_t *srv_error_body_new(const dl_error *err, unsigned http_status)
                               "type", dl_status_name(code), "message", msg);
     if (!inner)
         return NULL;
+    if (err && code != DL_ERR_INTERNAL && code != DL_ERR_IO) {
+        if (err->line > 0)
+            json_object_set_new(inner, "line", json_integer((json_int_t)err->line));
+        if (err->line > 0 && err->column > 0)
+            json_object_set_new(inner, "column", json_integer((json_int_t)err->column));
+        if (err->field[0])
+            json_object_set_new(inner, "field", json_string(err->field));
+    }
     return json_pack("{s:o}", "error", inner);
+}
+
+json_t *srv_error_body_msg(unsigned http_status, dl_status code, const char *message)
+{
+    return json_pack("{s:{s:i, s:s, s:s}}", "error", "code", (json_int_t)http_status, "type",
+                     dl_status_name(code), "message", message ? message : "");
 }

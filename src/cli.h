@@ -25,6 +25,11 @@ enum {
 
 /* ---- subcommands (one per src/cli_<name>.c) --------------------------- */
 int cli_records_main(int argc, char **argv);
+int cli_model_main(int argc, char **argv);
+int cli_optimize_main(int argc, char **argv);
+int cli_tokenize_main(int argc, char **argv);
+int cli_model_score_main(int argc, char **argv);
+int cli_generate_main(int argc, char **argv);
 
 /* ---- shared helpers (cli_util.c) ------------------------------------- */
 

@@ -15,6 +15,10 @@ typedef struct cli_command {
 /* One line per subcommand, in the order --help lists them. */
 static const cli_command commands[] = {
     {"records", "inspect and validate a pool of records (JSONL or a JSON array)", cli_records_main},
+    {"model", "GGUF models: describe a file (info), score a target (score)", cli_model_main},
+    {"optimize", "pick a subset greedily from kernel files (.npy, .npz)", cli_optimize_main},
+    {"tokenize", "print the token ids of a text under a GGUF model's tokenizer", cli_tokenize_main},
+    {"generate", "continue a prompt greedily with a GGUF model (smoke tests)", cli_generate_main},
 };
 
 static const size_t n_commands = sizeof commands / sizeof commands[0];

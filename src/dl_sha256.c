@@ -77,6 +77,8 @@ void dl_sha256_init(dl_sha256_ctx *ctx)
 
 void dl_sha256_update(dl_sha256_ctx *ctx, const void *data, size_t n)
 {
+    if (n == 0)
+        return; /* data may be NULL then: memcpy must not see it */
     const uint8_t *p = data;
     ctx->n_bytes += n;
     if (ctx->n_block > 0) {

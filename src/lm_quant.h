@@ -108,6 +108,24 @@ float lm_quant_dot_f32(uint32_t type, const void *row, const float *x, int64_t n
 void lm_quant_matvec_f32(uint32_t type, const void *w, size_t row_bytes,
                          int64_t n_rows, const float *x, int64_t n, float *y);
 
+/* ---- kernel instances ---------------------------------------------------- */
+
+/* The row kernels exist as portable C and, on x86-64 CPUs with AVX2, FMA and
+ * F16C, as an AVX2 instance chosen automatically on first use.  Both give
+ * the same dequantised values bit for bit; dot products differ by summation
+ * order only. */
+typedef enum lm_quant_isa {
+    LM_QUANT_ISA_AUTO = 0,    /* the best instance this CPU runs */
+    LM_QUANT_ISA_GENERIC = 1, /* portable C */
+    LM_QUANT_ISA_AVX2 = 2
+} lm_quant_isa;
+
+/* Selects the instance for the whole process (tests and benchmarks compare
+ * them); AVX2 on a CPU without it falls back to GENERIC.  Returns the
+ * instance now in use (never AUTO).  Call it while no other thread runs a
+ * kernel. */
+lm_quant_isa lm_quant_set_isa(lm_quant_isa isa);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,611 @@
+/* sel_fast.c: incremental marginal gains for fl, flmi and flcg.
+ *
+ * The gain of candidate j is a column sum, g_j = sum_i t(S[i][j], m_i), but
+ * the kernel is row-major and may not be copied.  So gains are kept in a
+ * table and moved row by row: a pick raises the memo m_i of some rows; for
+ * each such row the table gets g_j -= t(S[i][j], m_old) and
+ * g_j += t(S[i][j], m_new), reading row i in its own order.  Every kernel
+ * byte is read once at the start; afterwards only rows whose memo rises are
+ * read again, and for most kernels that is a small and shrinking set.
+ *
+ * Exactness: t() is the reference's float32 term and the table is double,
+ * each term added or subtracted on its own.  A double sum of float32 terms
+ * is exact while the terms' bits fit in 53 bits (values of a few orders of
+ * magnitude and n up to millions), and then g_j equals the reference's
+ * column sum bit for bit whatever the order.  tests/check_sel.c compares the
+ * table with the direct column sums after every pick.
+ *
+ * Threads: the table is split by columns, every thread walks the same
+ * changed rows over its own slice, so no two threads write one double and
+ * the result does not depend on the thread count.
+ */
+#include "config.h"
+
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sel.h"
+#include "sel_impl.h"
+
+static inline float fl_term(float s, float m)
+{
+    return s > m ? s - m : 0.0f;
+}
+
+static inline float flmi_term(float s, float m, float cap)
+{
+    float hi = s > m ? s : m;
+    return (hi < cap ? hi : cap) - (m < cap ? m : cap);
+}
+
+/* ---- the row kernels ----------------------------------------------------------
+ *
+ * g[j] += t(row[j], m0) over [lo, hi) (the initial sweep), and the update of
+ * a row whose memo rose from mo to mn: g[j] -= t(row[j], mo); g[j] += t(row[j],
+ * mn).  The AVX2 versions do the same float32 operations and the same two
+ * double operations per element, so they give the scalar code's bits; they
+ * also skip 8 columns at a time when none is above mo (then both terms are 0),
+ * which is most of a row once the memo is high.  cap < 0 means facility
+ * location (no cap); otherwise the FLMI term with that cap.
+ */
+
+static void row_add_scalar(double *g, const float *row, int64_t lo, int64_t hi,
+                           float m0, float cap, int flmi)
+{
+    if (flmi)
+        for (int64_t j = lo; j < hi; j++)
+            g[j] += flmi_term(row[j], m0, cap);
+    else
+        for (int64_t j = lo; j < hi; j++)
+            g[j] += fl_term(row[j], m0);
+}
+
+static void row_update_scalar(double *g, const float *row, int64_t lo, int64_t hi,
+                              float mo, float mn, float cap, int flmi, int32_t *touched,
+                              int32_t step)
+{
+    if (flmi) {
+        for (int64_t j = lo; j < hi; j++) {
+            float s = row[j];
+            if (s > mo) {
+                g[j] -= flmi_term(s, mo, cap);
+                g[j] += flmi_term(s, mn, cap);
+                touched[j] = step;
+            }
+        }
+    } else {
+        for (int64_t j = lo; j < hi; j++) {
+            float s = row[j];
+            if (s > mo) {
+                g[j] -= fl_term(s, mo);
+                g[j] += fl_term(s, mn);
+                touched[j] = step;
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SEL_HAVE_AVX2 1
+
+/* t(s, m) for 8 lanes, as fl_term / flmi_term (same operand order in the
+ * min/max so equal values resolve the same way). */
+__attribute__((target("avx2"))) static inline __m256 term8(__m256 s, __m256 m, __m256 cap,
+                                                           int flmi)
+{
+    if (flmi) {
+        __m256 hi = _mm256_max_ps(s, m);
+        return _mm256_sub_ps(_mm256_min_ps(hi, cap), _mm256_min_ps(m, cap));
+    }
+    __m256 gt = _mm256_cmp_ps(s, m, _CMP_GT_OQ);
+    return _mm256_and_ps(gt, _mm256_sub_ps(s, m));
+}
+
+__attribute__((target("avx2"))) static void row_add_avx2(double *g, const float *row,
+                                                         int64_t lo, int64_t hi, float m0,
+                                                         float cap, int flmi)
+{
+    __m256 vm = _mm256_set1_ps(m0), vc = _mm256_set1_ps(cap);
+    int64_t j = lo;
+    for (; j + 8 <= hi; j += 8) {
+        __m256 t = term8(_mm256_loadu_ps(row + j), vm, vc, flmi);
+        __m256d t0 = _mm256_cvtps_pd(_mm256_castps256_ps128(t));
+        __m256d t1 = _mm256_cvtps_pd(_mm256_extractf128_ps(t, 1));
+        _mm256_storeu_pd(g + j, _mm256_add_pd(_mm256_loadu_pd(g + j), t0));
+        _mm256_storeu_pd(g + j + 4, _mm256_add_pd(_mm256_loadu_pd(g + j + 4), t1));
+    }
+    row_add_scalar(g, row, j, hi, m0, cap, flmi);
+}
+
+__attribute__((target("avx2"))) static void row_update_avx2(double *g, const float *row,
+                                                            int64_t lo, int64_t hi, float mo,
+                                                            float mn, float cap, int flmi,
+                                                            int32_t *touched, int32_t step)
+{
+    __m256 vo = _mm256_set1_ps(mo), vn = _mm256_set1_ps(mn), vc = _mm256_set1_ps(cap);
+    int64_t j = lo;
+    for (; j + 8 <= hi; j += 8) {
+        __m256 s = _mm256_loadu_ps(row + j);
+        __m256 above = _mm256_cmp_ps(s, vo, _CMP_GT_OQ);
+        if (_mm256_testz_ps(above, above))
+            continue; /* every s <= mo <= mn: both terms are 0 */
+        _mm256_maskstore_epi32((int *)(touched + j), _mm256_castps_si256(above),
+                               _mm256_set1_epi32(step));
+        __m256 to = term8(s, vo, vc, flmi), tn = term8(s, vn, vc, flmi);
+        __m256d o0 = _mm256_cvtps_pd(_mm256_castps256_ps128(to));
+        __m256d o1 = _mm256_cvtps_pd(_mm256_extractf128_ps(to, 1));
+        __m256d n0 = _mm256_cvtps_pd(_mm256_castps256_ps128(tn));
+        __m256d n1 = _mm256_cvtps_pd(_mm256_extractf128_ps(tn, 1));
+        __m256d g0 = _mm256_sub_pd(_mm256_loadu_pd(g + j), o0);
+        __m256d g1 = _mm256_sub_pd(_mm256_loadu_pd(g + j + 4), o1);
+        _mm256_storeu_pd(g + j, _mm256_add_pd(g0, n0));
+        _mm256_storeu_pd(g + j + 4, _mm256_add_pd(g1, n1));
+    }
+    row_update_scalar(g, row, j, hi, mo, mn, cap, flmi, touched, step);
+}
+
+static int use_avx2(void)
+{
+    static int cached = -1;
+    if (cached < 0)
+        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return cached;
+}
+#endif
+
+/* Block maxima of row[lo, hi) into bmax[lo / SEL_BLOCK ...] (lo is a block
+ * start); returns the first non-finite column, or -1.  A block whose
+ * maximum is <= a row's old memo holds no column a memo rise can change, so
+ * updates skip it without reading it. */
+static int64_t row_blocks_scalar(const float *row, int64_t lo, int64_t hi, float *bmax)
+{
+    for (int64_t b0 = lo; b0 < hi; b0 += SEL_BLOCK) {
+        int64_t b1 = b0 + SEL_BLOCK < hi ? b0 + SEL_BLOCK : hi;
+        float mx = -INFINITY;
+        int finite = 1;
+        for (int64_t j = b0; j < b1; j++) {
+            float v = row[j];
+            finite &= fabsf(v) <= FLT_MAX; /* false for NaN and Inf */
+            mx = v > mx ? v : mx;
+        }
+        if (!finite) {
+            for (int64_t j = b0; j < b1; j++)
+                if (!isfinite(row[j]))
+                    return j;
+        }
+        bmax[b0 / SEL_BLOCK] = mx;
+    }
+    return -1;
+}
+
+#ifdef SEL_HAVE_AVX2
+__attribute__((target("avx2"))) static int64_t row_blocks_avx2(const float *row, int64_t lo,
+                                                              int64_t hi, float *bmax)
+{
+    const __m256 big = _mm256_set1_ps(FLT_MAX);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    int64_t b0 = lo;
+    for (; b0 + SEL_BLOCK <= hi; b0 += SEL_BLOCK) {
+        __m256 mx = _mm256_loadu_ps(row + b0), ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+        for (int64_t j = b0; j < b0 + SEL_BLOCK; j += 8) {
+            __m256 v = _mm256_loadu_ps(row + j);
+            /* |v| <= FLT_MAX is false for NaN and Inf */
+            ok = _mm256_and_ps(ok, _mm256_cmp_ps(_mm256_and_ps(v, absmask), big, _CMP_LE_OQ));
+            mx = _mm256_max_ps(v, mx);
+        }
+        if (_mm256_movemask_ps(ok) != 0xff)
+            return row_blocks_scalar(row, b0, b0 + SEL_BLOCK, bmax);
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+        bmax[b0 / SEL_BLOCK] = _mm_cvtss_f32(m4);
+    }
+    return b0 < hi ? row_blocks_scalar(row, b0, hi, bmax) : -1;
+}
+#endif
+
+static int64_t row_blocks(const float *row, int64_t lo, int64_t hi, float *bmax)
+{
+#ifdef SEL_HAVE_AVX2
+    if (use_avx2())
+        return row_blocks_avx2(row, lo, hi, bmax);
+#endif
+    return row_blocks_scalar(row, lo, hi, bmax);
+}
+
+#ifdef SEL_HAVE_AVX2
+__attribute__((target("avx2"))) static int row_finite_avx2(const float *row, int64_t n)
+{
+    const __m256 big = _mm256_set1_ps(FLT_MAX);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_and_ps(_mm256_loadu_ps(row + j), absmask);
+        ok = _mm256_and_ps(ok, _mm256_cmp_ps(v, big, _CMP_LE_OQ));
+    }
+    int fine = _mm256_movemask_ps(ok) == 0xff;
+    for (; j < n; j++)
+        fine &= fabsf(row[j]) <= FLT_MAX;
+    return fine;
+}
+#endif
+
+int64_t sel_row_nonfinite(const float *row, int64_t n)
+{
+#ifdef SEL_HAVE_AVX2
+    if (use_avx2() && row_finite_avx2(row, n))
+        return -1;
+#endif
+    for (int64_t j = 0; j < n; j++)
+        if (!isfinite(row[j]))
+            return j;
+    return -1;
+}
+
+static void row_add(double *g, const float *row, int64_t lo, int64_t hi, float m0,
+                    float cap, int flmi)
+{
+#ifdef SEL_HAVE_AVX2
+    if (use_avx2()) {
+        row_add_avx2(g, row, lo, hi, m0, cap, flmi);
+        return;
+    }
+#endif
+    row_add_scalar(g, row, lo, hi, m0, cap, flmi);
+}
+
+static void row_update(double *g, const float *row, int64_t lo, int64_t hi, float mo,
+                       float mn, float cap, int flmi, int32_t *touched, int32_t step)
+{
+#ifdef SEL_HAVE_AVX2
+    if (use_avx2()) {
+        row_update_avx2(g, row, lo, hi, mo, mn, cap, flmi, touched, step);
+        return;
+    }
+#endif
+    row_update_scalar(g, row, lo, hi, mo, mn, cap, flmi, touched, step);
+}
+
+/* ---- a tiny fork-join pool ---------------------------------------------- */
+
+typedef void (*pool_job)(void *arg, int tid, int nthreads);
+
+struct sel_pool {
+    int nthreads; /* including the caller */
+    pthread_t *th;
+    pthread_barrier_t go, done;
+    pool_job job;
+    void *arg;
+    int quit;
+};
+
+typedef struct worker_arg {
+    struct sel_pool *pool;
+    int tid;
+} worker_arg;
+
+static void *pool_worker(void *p)
+{
+    worker_arg *w = p;
+    struct sel_pool *pool = w->pool;
+    int tid = w->tid;
+    free(w);
+    for (;;) {
+        pthread_barrier_wait(&pool->go);
+        if (pool->quit)
+            break;
+        pool->job(pool->arg, tid, pool->nthreads);
+        pthread_barrier_wait(&pool->done);
+    }
+    return NULL;
+}
+
+static void pool_free(struct sel_pool *pool)
+{
+    if (!pool)
+        return;
+    pool->quit = 1;
+    pthread_barrier_wait(&pool->go);
+    for (int t = 1; t < pool->nthreads; t++)
+        pthread_join(pool->th[t], NULL);
+    pthread_barrier_destroy(&pool->go);
+    pthread_barrier_destroy(&pool->done);
+    free(pool->th);
+    free(pool);
+}
+
+static struct sel_pool *pool_new(int nthreads)
+{
+    struct sel_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return NULL;
+    pool->nthreads = nthreads;
+    pool->th = calloc((size_t)nthreads, sizeof *pool->th);
+    if (!pool->th || pthread_barrier_init(&pool->go, NULL, (unsigned)nthreads) != 0) {
+        free(pool->th);
+        free(pool);
+        return NULL;
+    }
+    if (pthread_barrier_init(&pool->done, NULL, (unsigned)nthreads) != 0) {
+        pthread_barrier_destroy(&pool->go);
+        free(pool->th);
+        free(pool);
+        return NULL;
+    }
+    for (int t = 1; t < nthreads; t++) {
+        worker_arg *w = malloc(sizeof *w);
+        if (w) {
+            w->pool = pool;
+            w->tid = t;
+        }
+        if (!w || pthread_create(&pool->th[t], NULL, pool_worker, w) != 0) {
+            free(w);
+            /* run with the threads that started */
+            pthread_barrier_destroy(&pool->go);
+            pthread_barrier_destroy(&pool->done);
+            pthread_barrier_init(&pool->go, NULL, (unsigned)t);
+            pthread_barrier_init(&pool->done, NULL, (unsigned)t);
+            pool->nthreads = t;
+            break;
+        }
+    }
+    return pool;
+}
+
+static void pool_run(struct sel_pool *pool, pool_job job, void *arg)
+{
+    if (!pool || pool->nthreads == 1) {
+        job(arg, 0, 1);
+        return;
+    }
+    pool->job = job;
+    pool->arg = arg;
+    pthread_barrier_wait(&pool->go);
+    job(arg, 0, pool->nthreads);
+    pthread_barrier_wait(&pool->done);
+}
+
+void sel_fast_pool_free(sel_fn *f)
+{
+    pool_free(f->pool);
+    f->pool = NULL;
+}
+
+/* Column slice [*lo, *hi) of thread tid, aligned to whole blocks. */
+static void slice(int64_t n, int tid, int nt, int64_t *lo, int64_t *hi)
+{
+    int64_t per = (n + nt - 1) / nt;
+    per = (per + SEL_BLOCK - 1) / SEL_BLOCK * SEL_BLOCK;
+    *lo = per * tid < n ? per * tid : n;
+    *hi = per * (tid + 1) < n ? per * (tid + 1) : n;
+}
+
+/* ---- the initial sweep ------------------------------------------------------ */
+
+typedef struct init_job {
+    sel_fn *f;
+    int64_t bad_row[64], bad_col[64]; /* first non-finite per thread */
+} init_job;
+
+static void init_dense(void *arg, int tid, int nt)
+{
+    init_job *jb = arg;
+    sel_fn *f = jb->f;
+    const sel_kernel *k = f->p.kernel;
+    int64_t lo, hi;
+    slice(f->n, tid, nt, &lo, &hi);
+    double *g = f->gain;
+    int flmi = f->p.fn == SEL_FN_FLMI;
+    jb->bad_row[tid] = -1;
+    for (int64_t j = lo; j < hi; j++)
+        g[j] = 0;
+    for (int64_t i = 0; i < f->m && lo < hi; i++) {
+        const float *row = k->data + i * k->stride;
+        float m0 = f->memo[i];
+        int64_t bad = row_blocks(row, lo, hi, f->bmax + i * f->nblocks);
+        if (bad >= 0) {
+            jb->bad_row[tid] = i;
+            jb->bad_col[tid] = bad;
+            return;
+        }
+        float cap = flmi ? f->cap[i] : 0.0f;
+        if (flmi && m0 >= cap)
+            continue; /* the row can add nothing */
+        row_add(g, row, lo, hi, m0, cap, flmi);
+    }
+}
+
+static dl_status init_csr(sel_fn *f, dl_error *err)
+{
+    const sel_kernel *k = f->p.kernel;
+    memset(f->gain, 0, (size_t)f->n * sizeof *f->gain);
+    for (int64_t i = 0; i < f->m; i++) {
+        float m0 = f->memo[i];
+        for (int64_t e = k->indptr[i]; e < k->indptr[i + 1]; e++) {
+            float s = k->values[e];
+            int64_t j = sel_csr_col(k, e);
+            if (!isfinite(s))
+                return dl_error_set_at(err, DL_ERR_NUMERIC, NULL, 0, 0, -1, "kernel",
+                                       "kernel: non-finite value at row %lld, column %lld",
+                                       (long long)i, (long long)j);
+            f->gain[j] += f->p.fn == SEL_FN_FLMI ? flmi_term(s, m0, f->cap[i])
+                                                 : fl_term(s, m0);
+        }
+    }
+    /* The column view: which rows store column j. */
+    if (f->m > INT32_MAX)
+        return dl_error_set(err, DL_ERR_UNSUPPORTED,
+                            "sparse kernels with more than 2^31 rows are not supported");
+    sel_csc *c = &f->csc;
+    c->colptr = calloc((size_t)f->n + 1, sizeof *c->colptr);
+    c->rows = malloc((size_t)(k->nnz ? k->nnz : 1) * sizeof *c->rows);
+    if (!c->colptr || !c->rows)
+        return dl_error_set(err, DL_ERR_NOMEM, "out of memory for the sparse column view");
+    for (int64_t e = 0; e < k->nnz; e++)
+        c->colptr[sel_csr_col(k, e) + 1]++;
+    for (int64_t j = 0; j < f->n; j++)
+        c->colptr[j + 1] += c->colptr[j];
+    int64_t *cursor = malloc((size_t)(f->n ? f->n : 1) * sizeof *cursor);
+    if (!cursor)
+        return dl_error_set(err, DL_ERR_NOMEM, "out of memory for the sparse column view");
+    memcpy(cursor, c->colptr, (size_t)f->n * sizeof *cursor);
+    for (int64_t i = 0; i < f->m; i++)
+        for (int64_t e = k->indptr[i]; e < k->indptr[i + 1]; e++)
+            c->rows[cursor[sel_csr_col(k, e)]++] = (int32_t)i;
+    free(cursor);
+    return DL_OK;
+}
+
+void sel_csc_free(sel_csc *c)
+{
+    free(c->colptr);
+    free(c->rows);
+    c->colptr = NULL;
+    c->rows = NULL;
+}
+
+dl_status sel_fast_init(sel_fn *f, dl_error *err)
+{
+    if (f->p.kernel->kind == SEL_KERNEL_CSR)
+        return init_csr(f, err);
+    if (!f->bmax) {
+        f->nblocks = (f->n + SEL_BLOCK - 1) / SEL_BLOCK;
+        f->bmax = malloc((size_t)(f->m * f->nblocks + 1) * sizeof *f->bmax);
+        if (!f->bmax)
+            return dl_error_set(err, DL_ERR_NOMEM, "out of memory for the block maxima");
+    }
+    if (f->threads > 1 && !f->pool) {
+        int nt = f->threads > 64 ? 64 : f->threads;
+        f->pool = pool_new(nt); /* NULL: fall back to one thread */
+    }
+    init_job jb;
+    jb.f = f;
+    pool_run(f->pool, init_dense, &jb);
+    int nt = f->pool ? f->pool->nthreads : 1;
+    int64_t br = -1, bc = -1;
+    for (int t = 0; t < nt; t++)
+        if (jb.bad_row[t] >= 0 &&
+            (br < 0 || jb.bad_row[t] < br || (jb.bad_row[t] == br && jb.bad_col[t] < bc))) {
+            br = jb.bad_row[t];
+            bc = jb.bad_col[t];
+        }
+    if (br >= 0)
+        return dl_error_set_at(err, DL_ERR_NUMERIC, NULL, 0, 0, -1, "kernel",
+                               "kernel: non-finite value at row %lld, column %lld",
+                               (long long)br, (long long)bc);
+    return DL_OK;
+}
+
+/* ---- a pick ------------------------------------------------------------------- */
+
+typedef struct add_job {
+    sel_fn *f;
+    int64_t nchanged;
+} add_job;
+
+static void update_dense(void *arg, int tid, int nt)
+{
+    add_job *jb = arg;
+    sel_fn *f = jb->f;
+    const sel_kernel *k = f->p.kernel;
+    int64_t lo, hi;
+    slice(f->n, tid, nt, &lo, &hi);
+    double *g = f->gain;
+    int flmi = f->p.fn == SEL_FN_FLMI;
+    for (int64_t c = 0; c < jb->nchanged; c++) {
+        int64_t i = f->changed[c];
+        const float *row = k->data + i * k->stride;
+        const float *bmax = f->bmax + i * f->nblocks;
+        float mo = f->changed_old[c], mn = f->memo[i], cap = flmi ? f->cap[i] : 0.0f;
+        for (int64_t b0 = lo; b0 < hi; b0 += SEL_BLOCK) {
+            if (bmax[b0 / SEL_BLOCK] <= mo)
+                continue; /* nothing in the block is above the old memo */
+            int64_t b1 = b0 + SEL_BLOCK < hi ? b0 + SEL_BLOCK : hi;
+            row_update(g, row, b0, b1, mo, mn, cap, flmi, f->touched, f->step);
+        }
+    }
+}
+
+static void update_csr(sel_fn *f, int64_t nchanged)
+{
+    const sel_kernel *k = f->p.kernel;
+    int flmi = f->p.fn == SEL_FN_FLMI;
+    for (int64_t c = 0; c < nchanged; c++) {
+        int64_t i = f->changed[c];
+        float mo = f->changed_old[c], mn = f->memo[i];
+        float cap = flmi ? f->cap[i] : 0.0f;
+        for (int64_t e = k->indptr[i]; e < k->indptr[i + 1]; e++) {
+            float s = k->values[e];
+            int64_t j = sel_csr_col(k, e);
+            if (!(s > mo))
+                continue;
+            f->touched[j] = f->step;
+            if (flmi) {
+                f->gain[j] -= flmi_term(s, mo, cap);
+                f->gain[j] += flmi_term(s, mn, cap);
+            } else {
+                f->gain[j] -= fl_term(s, mo);
+                f->gain[j] += fl_term(s, mn);
+            }
+        }
+    }
+}
+
+/* Work below this many kernel elements is not worth waking the pool. */
+#define SEL_POOL_MIN_WORK 65536
+
+void sel_fast_add(sel_fn *f, int64_t a)
+{
+    const sel_kernel *k = f->p.kernel;
+    int flmi = f->p.fn == SEL_FN_FLMI;
+    int64_t nc = 0;
+    f->step++;
+    if (k->kind == SEL_KERNEL_DENSE) {
+        const float *col = k->data + a;
+        /* The column is one cache line (and page) per row: ask for rows
+         * ahead so the misses overlap instead of queueing. */
+        enum { AHEAD = 24 };
+        const float *bcol = f->bmax + a / SEL_BLOCK;
+        for (int64_t i = 0; i < f->m; i++) {
+            /* a row whose memo already tops a's whole block cannot change:
+             * skip its (cache- and TLB-missing) kernel read */
+            if (bcol[i * f->nblocks] <= f->memo[i])
+                continue;
+            if (i + AHEAD < f->m)
+                __builtin_prefetch(col + (i + AHEAD) * k->stride);
+            float s = col[i * k->stride];
+            if (s > f->memo[i]) {
+                /* flmi: a row already at its cap changes no gain */
+                if (!flmi || f->memo[i] < f->cap[i]) {
+                    f->changed[nc] = i;
+                    f->changed_old[nc++] = f->memo[i];
+                }
+                f->memo[i] = s;
+            }
+        }
+        add_job jb = {f, nc};
+        if (f->pool && nc * f->n >= SEL_POOL_MIN_WORK)
+            pool_run(f->pool, update_dense, &jb);
+        else
+            update_dense(&jb, 0, 1);
+    } else {
+        const sel_csc *c = &f->csc;
+        for (int64_t e = c->colptr[a]; e < c->colptr[a + 1]; e++) {
+            int64_t i = c->rows[e];
+            float s = sel_kernel_at(k, i, a);
+            if (s > f->memo[i]) {
+                if (!flmi || f->memo[i] < f->cap[i]) {
+                    f->changed[nc] = i;
+                    f->changed_old[nc++] = f->memo[i];
+                }
+                f->memo[i] = s;
+            }
+        }
+        update_csr(f, nc);
+    }
+}

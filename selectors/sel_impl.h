@@ -1,0 +1,120 @@
+/* sel_impl.h: private to selectors/sel_*.c (not installed, not for callers).
+ *
+ * Element access for borrowed kernels, the function instance's layout and
+ * the incremental gain engine the optimisers share.  See sel.h for the
+ * public contract and docs/selectors.md for the design.
+ */
+#ifndef DL_SEL_IMPL_H
+#define DL_SEL_IMPL_H
+
+#include <stdint.h>
+
+#include "sel.h"
+
+/* Entries of one CSR row, indices of either width. */
+static inline int64_t sel_csr_col(const sel_kernel *k, int64_t e)
+{
+    return k->index_type == SEL_INDEX_I32 ? (int64_t)((const int32_t *)k->indices)[e]
+                                          : ((const int64_t *)k->indices)[e];
+}
+
+/* Element (i, j); 0 for an entry a CSR row does not store.  CSR rows are
+ * searched linearly (k-nearest rows are short). */
+static inline float sel_kernel_at(const sel_kernel *k, int64_t i, int64_t j)
+{
+    if (k->kind == SEL_KERNEL_DENSE)
+        return k->data[i * k->stride + j];
+    for (int64_t e = k->indptr[i]; e < k->indptr[i + 1]; e++)
+        if (sel_csr_col(k, e) == j)
+            return k->values[e];
+    return 0.0f;
+}
+
+/* The column view of a CSR kernel: for column j, the rows that store it and
+ * the position of the entry (so the value comes from the caller's arrays).
+ * Built only by the optimisers for the facility-location family on CSR. */
+/* Graph cut folds pending picks into every column sum after this many. */
+#define SEL_GC_BATCH 32
+
+/* Columns per block of the dense block maxima: 1/64 of the kernel's bytes. */
+#define SEL_BLOCK 64
+
+typedef struct sel_csc {
+    int64_t *colptr; /* (cols + 1) */
+    int32_t *rows;   /* (nnz) row of each entry, column-major */
+    int64_t *pos;    /* (nnz) index into the CSR arrays */
+} sel_csc;
+
+struct sel_fn {
+    sel_problem p; /* copy; kernel pointers stay borrowed */
+    int64_t n;     /* ground set size (candidates) */
+    int64_t m;     /* represented rows (FL family) or ground rows (GC family) */
+    int64_t q;     /* query/private columns where used */
+    float lambda, eta, nu; /* parameters as the reference stores them */
+    float *memo;   /* (m) running max (FL family) or (q) per query (flqmi) */
+    float *start;  /* (m) flcg: the memo of the empty set, max(0, nu * pmax) */
+    float *cap;    /* (m) flmi: qmax_i = max(FLT_MIN, max_q eta * Q[i][q]) */
+    double *colsum;   /* (n) gc/gccg: T_j = sum_i S[i][j]; gcmi: sum_q Q[j][q] */
+    double *rowpick;  /* (n) gc/gccg: sum_{a in A} S[a][j] (row a added at a pick) */
+    double *colpick;  /* (n) gc/gccg: sum_{a in A} S[j][a], brought up to date lazily */
+    int64_t *colpick_n; /* (n) how many picks colpick[j] includes */
+    int64_t colpick_all; /* every colpick[j] includes at least this many */
+    double *psum;     /* (n) gccg: (float)(nu * sum_p P[j][p]), as the reference */
+    float *qbest;     /* (n) flqmi: eta * max(FLT_MIN, max_q Q[j][q]) */
+    unsigned char *in; /* (n) 1 when j is in A */
+    int64_t *picks;    /* (n) A in insertion order */
+    int64_t count;     /* |A| */
+    /* Incremental gains (FL family, optimisers only): gain[j] is kept equal
+     * to the marginal gain of j, updated row by row as the memo changes. */
+    double *gain;      /* (n) or NULL */
+    int32_t *touched;  /* (n) with gain: the last pick (step) that changed gain[j] */
+    int32_t step;      /* picks applied to the table */
+    sel_csc csc;       /* CSR column view, or all NULL */
+    float *bmax;       /* (m, nblocks) dense: max of each SEL_BLOCK columns of a row */
+    int64_t nblocks;
+    int threads;
+    struct sel_pool *pool; /* worker threads for the dense sweeps, or NULL */
+    int64_t *changed;  /* (m) scratch: rows whose memo a pick raises */
+    float *changed_old; /* (m) scratch: their old memo */
+};
+
+/* Validates shapes and parameters only (no value scan). */
+dl_status sel_problem_check_shape(const sel_problem *p, dl_error *err);
+
+/* First non-finite value of kernel k: returns 1 and sets *row, *col, else 0. */
+int sel_kernel_find_nonfinite(const sel_kernel *k, int64_t *row, int64_t *col);
+
+/* Builds f's memo arrays for p, scanning every kernel once (and failing with
+ * DL_ERR_NUMERIC on the first NaN/Inf).  incremental: also build gain[]
+ * for the facility-location family. */
+dl_status sel_fn_create(const sel_problem *p, int incremental, int threads,
+                        sel_fn **out, dl_error *err);
+
+/* The optimisers' gain of j: the incremental table for the FL family; for
+ * graph cut it also folds pending picks into colpick[j].  Same bits as
+ * sel_fn_gain. */
+double sel_fn_gain_update(sel_fn *f, int64_t j);
+
+/* f(A) from the memo (FL family: equal to sel_fn_value bit for bit, O(m));
+ * sel_fn_value for the others. */
+double sel_fn_value_memo(const sel_fn *f);
+
+/* ---- sel_fast.c: the incremental engine for fl / flmi / flcg ------------ */
+
+/* Fills f->gain[] for the empty memo state (start values) with one
+ * row-wise sweep, checking every value of S; O(stored entries of S). */
+dl_status sel_fast_init(sel_fn *f, dl_error *err);
+
+/* Raises the memo for a pick of j and updates gain[] for every row whose
+ * memo changed (row-wise, so the kernel is read in its own order). */
+void sel_fast_add(sel_fn *f, int64_t j);
+
+void sel_csc_free(sel_csc *c);
+
+/* First non-finite element of a dense row of n, or -1 (vectorised). */
+int64_t sel_row_nonfinite(const float *row, int64_t n);
+
+/* Stops and joins f's worker threads (NULL pool: no-op). */
+void sel_fast_pool_free(sel_fn *f);
+
+#endif /* DL_SEL_IMPL_H */

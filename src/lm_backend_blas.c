@@ -1,0 +1,417 @@
+/* lm_backend_blas.c: the OpenBLAS backend (lm_backend.h).
+ *
+ * Matmuls are single-threaded cblas_sgemm calls, one per segment (a
+ * sequence), so that a sequence's arithmetic never depends on its batch:
+ * OpenBLAS computes a row differently depending on the row count of the
+ * call and on the row's position in it (its micro-kernel tiles), which we
+ * measured on 0.3.21.  All cores are used by the engine's lanes: one
+ * backend instance per thread, each working on different sequences.
+ * openblas_set_num_threads(1) is therefore called at creation (process-wide).
+ *
+ * F32 weights are read in place from the mapping.  Other types are
+ * dequantised, LM_BLAS_PANEL_ROWS weight rows at a time, into an f32 panel
+ * (lm_quant_dequant_rows) that every segment of the call then multiplies;
+ * panel boundaries depend on the weight only, so exactness per segment holds.
+ *
+ * Attention runs per (segment, head, block of LM_BLAS_ATT_BLOCK rows): the
+ * block's scores against the past and its own causal keys by two sgemms,
+ * a row softmax with a vectorisable exp, and two sgemms against the values.
+ * Blocks are counted from the segment's first row, again for exactness.
+ *
+ * The elementwise ops (embed, rmsnorm, rope, swiglu, add, row_sum) are
+ * float loops over host memory; logprob uses the same fast exp.
+ */
+#include "config.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lm_backend.h"
+#include "lm_quant.h"
+
+#define LM_BLAS_PANEL_ROWS 256
+#define LM_BLAS_ATT_BLOCK 64
+
+typedef struct blas_backend {
+    lm_backend base;
+    const lm_model *model;
+    float *panel;    /* [PANEL_ROWS, max_cols]: dequantised weight rows */
+    float *scores;   /* [ATT_BLOCK, max_ctx]: attention probabilities */
+    int64_t max_ctx;
+} blas_backend;
+
+static int64_t max_cols_of(const lm_hparams *hp)
+{
+    int64_t c = hp->n_embd;
+    if (hp->n_head * hp->head_dim > c)
+        c = hp->n_head * hp->head_dim;
+    return hp->n_ff > c ? hp->n_ff : c;
+}
+
+static dl_status blas_create(const lm_model *m, const lm_backend_params *p, lm_backend **out,
+                             dl_error *err)
+{
+    openblas_set_num_threads(1);
+    blas_backend *be = calloc(1, sizeof *be);
+    int need_panel = 0;
+    for (int32_t i = 0; i < m->n_weights; i++)
+        need_panel |= m->weights[i].type != LM_QTYPE_F32 && m->weights[i].n_rows > 1;
+    if (be) {
+        if (need_panel)
+            be->panel = malloc((size_t)(LM_BLAS_PANEL_ROWS * max_cols_of(&m->hp)) * sizeof(float));
+        be->scores = malloc((size_t)(LM_BLAS_ATT_BLOCK * p->max_ctx) * sizeof(float));
+    }
+    if (!be || (need_panel && !be->panel) || !be->scores) {
+        if (be) {
+            free(be->panel);
+            free(be->scores);
+        }
+        free(be);
+        return dl_error_set(err, DL_ERR_NOMEM, "out of memory creating the blas backend");
+    }
+    be->base.ops = &lm_backend_blas_ops;
+    be->model = m;
+    be->max_ctx = p->max_ctx;
+    *out = &be->base;
+    return DL_OK;
+}
+
+static void blas_destroy(lm_backend *b)
+{
+    blas_backend *be = (blas_backend *)b;
+    if (!be)
+        return;
+    free(be->panel);
+    free(be->scores);
+    free(be);
+}
+
+static dl_status blas_sync(lm_backend *b, dl_error *err)
+{
+    (void)b;
+    (void)err;
+    return DL_OK;
+}
+
+static float *blas_buf_alloc(lm_backend *b, int64_t n)
+{
+    (void)b;
+    void *p = NULL;
+    /* 64-byte rows starts help the sgemm packing and the exp loops. */
+    if (n <= 0 || posix_memalign(&p, 64, (size_t)n * sizeof(float)) != 0)
+        return NULL;
+    return p;
+}
+
+static void blas_buf_free(lm_backend *b, float *buf)
+{
+    (void)b;
+    free(buf);
+}
+
+static void blas_copy(lm_backend *b, float *dst, const float *src, int64_t n)
+{
+    (void)b;
+    memmove(dst, src, (size_t)n * sizeof *dst);
+}
+
+/* exp(x) for x <= 0 (softmax arguments), relative error < 2e-7: x = k ln2 + r,
+ * |r| <= ln2/2, exp(r) by a degree-6 Taylor polynomial, 2^k by exponent bits;
+ * k = round(x / ln2) by the 1.5 * 2^23 trick (round to nearest, no libm).
+ * Written on GCC/clang vector extensions of 16 bytes (4 lanes: SSE2 on
+ * baseline x86-64, NEON on arm64; wider types would change the ABI of
+ * these helpers without -mavx), two vectors per step for parallelism. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f v4_load(const float *p)
+{
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void v4_store(float *p, v4f v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+static inline v4f v4_splat(float f)
+{
+    return (v4f){f, f, f, f};
+}
+
+/* mask lanes (all ones) take b, others a. */
+static inline v4f v4_select(v4i mask, v4f a, v4f b)
+{
+    return (v4f)(((v4i)a & ~mask) | ((v4i)b & mask));
+}
+
+static inline v4f v4_exp_neg(v4f x)
+{
+    const v4f lo = v4_splat(-87.0f), magic = v4_splat(12582912.0f);
+    x = v4_select(x < lo, x, lo);
+    v4f t = x * v4_splat(1.44269504f) + magic;
+    v4f kf = t - magic;
+    v4i k = (v4i)t - 0x4B400000;
+    v4f r = x - kf * v4_splat(0.693145752f) - kf * v4_splat(1.42860677e-6f);
+    v4f p = v4_splat(1.0f / 720);
+    p = p * r + v4_splat(1.0f / 120);
+    p = p * r + v4_splat(1.0f / 24);
+    p = p * r + v4_splat(1.0f / 6);
+    p = p * r + v4_splat(0.5f);
+    p = p * r + v4_splat(1.0f);
+    p = p * r + v4_splat(1.0f);
+    return p * (v4f)((k + 127) << 23);
+}
+
+/* x[i] = exp(x[i] - mx) for i < n; returns their sum (8 float lanes in two
+ * vectors, then a fixed pairwise order). */
+static float exp_sum(float *x, int64_t n, float mx)
+{
+    v4f acc0 = v4_splat(0.0f), acc1 = acc0, m = v4_splat(mx);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v4f e0 = v4_exp_neg(v4_load(x + i) - m);
+        v4f e1 = v4_exp_neg(v4_load(x + i + 4) - m);
+        v4_store(x + i, e0);
+        v4_store(x + i + 4, e1);
+        acc0 += e0;
+        acc1 += e1;
+    }
+    float tail = 0.0f;
+    for (; i < n; i++) {
+        x[i] = v4_exp_neg(v4_splat(x[i] - mx))[0];
+        tail += x[i];
+    }
+    return (((acc0[0] + acc0[1]) + (acc0[2] + acc0[3])) + ((acc1[0] + acc1[1]) + (acc1[2] + acc1[3]))) +
+           tail;
+}
+
+static float max_of(const float *x, int64_t n)
+{
+    v4f m4 = v4_splat(-INFINITY);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f v = v4_load(x + i);
+        m4 = v4_select(v > m4, m4, v);
+    }
+    float m = m4[0] > m4[1] ? m4[0] : m4[1];
+    m = m4[2] > m ? m4[2] : m;
+    m = m4[3] > m ? m4[3] : m;
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static void blas_embed(lm_backend *b, const lm_weight *tok, const int32_t *ids, int64_t n, float *x)
+{
+    (void)b;
+    const unsigned char *base = tok->data;
+    for (int64_t i = 0; i < n; i++)
+        lm_quant_dequant_row(tok->type, base + (size_t)ids[i] * tok->row_bytes, x + i * tok->n_cols,
+                             tok->n_cols);
+}
+
+static void blas_rmsnorm(lm_backend *b, const float *x, const lm_weight *w, int64_t n, float eps,
+                         float *y)
+{
+    (void)b;
+    int64_t d = w->n_cols;
+    const float *g = w->data;
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = x + i * d;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t j = 0;
+        for (; j + 8 <= d; j += 8)
+            for (int l = 0; l < 8; l++)
+                acc[l] += xi[j + l] * xi[j + l];
+        for (; j < d; j++)
+            acc[0] += xi[j] * xi[j];
+        double ss = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        float r = (float)(1.0 / sqrt(ss / (double)d + (double)eps));
+        for (j = 0; j < d; j++)
+            y[i * d + j] = xi[j] * r * g[j];
+    }
+}
+
+/* y[seg rows, cols j0..j0+nc) = x[seg rows] . W[j0..j0+nc)^T, one sgemm per segment. */
+static void gemm_segments(const float *x, int64_t ldx, const int64_t *seg, int64_t n_seg,
+                          const float *w, int64_t ldw, int64_t k, int64_t nc, float *y, int64_t ldy)
+{
+    for (int64_t s = 0; s < n_seg; s++) {
+        int64_t r0 = seg[s], m = seg[s + 1] - r0;
+        if (m > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nc, (int)k, 1.0f,
+                        x + r0 * ldx, (int)ldx, w, (int)ldw, 0.0f, y + r0 * ldy, (int)ldy);
+    }
+}
+
+static void blas_matmul(lm_backend *b, const float *x, int64_t ldx, const int64_t *seg,
+                        int64_t n_seg, const lm_weight *w, const lm_weight *bias, float *y)
+{
+    blas_backend *be = (blas_backend *)b;
+    int64_t K = w->n_cols, N = w->n_rows;
+    if (w->type == LM_QTYPE_F32) {
+        gemm_segments(x, ldx, seg, n_seg, w->data, K, K, N, y, N);
+    } else {
+        const unsigned char *base = w->data;
+        for (int64_t j0 = 0; j0 < N; j0 += LM_BLAS_PANEL_ROWS) {
+            int64_t nc = N - j0 < LM_BLAS_PANEL_ROWS ? N - j0 : LM_BLAS_PANEL_ROWS;
+            lm_quant_dequant_rows(w->type, base + (size_t)j0 * w->row_bytes, w->row_bytes, nc, K,
+                                  be->panel, K);
+            gemm_segments(x, ldx, seg, n_seg, be->panel, K, K, nc, y + j0, N);
+        }
+    }
+    if (bias) {
+        const float *bv = bias->data;
+        for (int64_t i = 0; i < seg[n_seg]; i++)
+            for (int64_t j = 0; j < N; j++)
+                y[i * N + j] += bv[j];
+    }
+}
+
+static void blas_rope(lm_backend *b, float *x, int64_t n, int64_t n_heads, int64_t head_dim,
+                      int64_t n_rot, lm_rope_style style, const int32_t *pos, const float *cs)
+{
+    (void)b;
+    int64_t half = n_rot / 2;
+    int64_t step = style == LM_ROPE_NEOX ? 1 : 2, other = style == LM_ROPE_NEOX ? half : 1;
+    for (int64_t i = 0; i < n; i++) {
+        const float *c = cs + (int64_t)pos[i] * half * 2;
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *v = x + i * n_heads * head_dim + h * head_dim;
+            for (int64_t p = 0; p < half; p++) {
+                float *a = v + p * step, *bb = a + other;
+                float x0 = *a, x1 = *bb, co = c[2 * p], si = c[2 * p + 1];
+                *a = x0 * co - x1 * si;
+                *bb = x0 * si + x1 * co;
+            }
+        }
+    }
+}
+
+/* One block of query rows [b0, b1) of a segment (rows at q), one head. */
+static void attend_block(blas_backend *be, const lm_attn_args *a, int64_t r0, int64_t b0,
+                         int64_t b1, int64_t h)
+{
+    int64_t hd = a->head_dim, q_dim = a->n_head * hd, kv_dim = a->n_head_kv * hd;
+    int64_t off = (h / (a->n_head / a->n_head_kv)) * hd, np = a->n_past, bs = b1 - b0;
+    int64_t ld = np + b1; /* keys this block can see */
+    float *S = be->scores;
+    const float *q = a->q + (r0 + b0) * q_dim + h * hd;
+    if (np > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bs, (int)np, (int)hd, a->scale, q,
+                    (int)q_dim, a->past_k + off, (int)kv_dim, 0.0f, S, (int)ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bs, (int)b1, (int)hd, a->scale, q,
+                (int)q_dim, a->k + r0 * kv_dim + off, (int)kv_dim, 0.0f, S + np, (int)ld);
+    float inv[LM_BLAS_ATT_BLOCK];
+    for (int64_t i = 0; i < bs; i++) {
+        float *row = S + i * ld;
+        int64_t n_keys = np + b0 + i + 1;
+        float mx = max_of(row, n_keys);
+        inv[i] = 1.0f / exp_sum(row, n_keys, mx);
+        for (int64_t t = n_keys; t < ld; t++)
+            row[t] = 0.0f; /* causal mask: later keys weigh nothing */
+    }
+    float *o = a->out + (r0 + b0) * q_dim + h * hd;
+    if (np > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)bs, (int)hd, (int)np, 1.0f, S,
+                    (int)ld, a->past_v + off, (int)kv_dim, 0.0f, o, (int)q_dim);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)bs, (int)hd, (int)b1, 1.0f, S + np,
+                (int)ld, a->v + r0 * kv_dim + off, (int)kv_dim, np > 0 ? 1.0f : 0.0f, o,
+                (int)q_dim);
+    /* softmax normalisation on the head_dim outputs rather than the keys */
+    for (int64_t i = 0; i < bs; i++)
+        for (int64_t d = 0; d < hd; d++)
+            o[i * q_dim + d] *= inv[i];
+}
+
+static void blas_attention(lm_backend *b, const lm_attn_args *a)
+{
+    blas_backend *be = (blas_backend *)b;
+    for (int64_t s = 0; s < a->n_seg; s++) {
+        int64_t r0 = a->seg[s], len = a->seg[s + 1] - r0;
+        for (int64_t h = 0; h < a->n_head; h++)
+            for (int64_t b0 = 0; b0 < len; b0 += LM_BLAS_ATT_BLOCK)
+                attend_block(be, a, r0, b0,
+                             len - b0 < LM_BLAS_ATT_BLOCK ? len : b0 + LM_BLAS_ATT_BLOCK, h);
+    }
+}
+
+/* gate = silu(gate) * up, silu(g) = g * sigmoid(g), sigmoid from exp(-|g|). */
+static void blas_swiglu(lm_backend *b, float *gate, const float *up, int64_t n)
+{
+    (void)b;
+    const v4f one = v4_splat(1.0f), zero = v4_splat(0.0f);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v4f g = v4_load(gate + i);
+        v4i neg = g < zero;
+        v4f e = v4_exp_neg(v4_select(neg, -g, g));
+        v4f sig = v4_select(neg, one, e) / (one + e);
+        v4_store(gate + i, g * sig * v4_load(up + i));
+    }
+    for (; i < n; i++) {
+        v4f g = v4_splat(gate[i]);
+        v4f e = v4_exp_neg(gate[i] < 0 ? g : -g);
+        float ef = e[0];
+        float sig = gate[i] < 0 ? ef / (1.0f + ef) : 1.0f / (1.0f + ef);
+        gate[i] = gate[i] * sig * up[i];
+    }
+}
+
+static void blas_add(lm_backend *b, float *x, const float *y, int64_t n)
+{
+    (void)b;
+    for (int64_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+static void blas_logprob(lm_backend *b, float *logits, int64_t n, int64_t n_vocab,
+                         const int32_t *targets, float *out)
+{
+    (void)b;
+    for (int64_t i = 0; i < n; i++) {
+        /* logits is scratch (lm_backend.h): exponentiated in place. */
+        float *l = logits + i * n_vocab;
+        float mx = max_of(l, n_vocab);
+        float tl = l[targets[i]];
+        float sum = exp_sum(l, n_vocab, mx);
+        out[i] = (float)((double)tl - (double)mx - log((double)sum));
+    }
+}
+
+static void blas_row_sum(lm_backend *b, const float *x, int64_t n, int64_t dim, double *sum)
+{
+    (void)b;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < dim; j++)
+            sum[j] += (double)x[i * dim + j];
+}
+
+const lm_backend_ops lm_backend_blas_ops = {
+    .name = "blas",
+    .exact_segments = 1,
+    .concurrent_lanes = 1,
+    .create = blas_create,
+    .destroy = blas_destroy,
+    .sync = blas_sync,
+    .buf_alloc = blas_buf_alloc,
+    .buf_free = blas_buf_free,
+    .upload = blas_copy,
+    .download = blas_copy,
+    .copy = blas_copy,
+    .embed = blas_embed,
+    .rmsnorm = blas_rmsnorm,
+    .matmul = blas_matmul,
+    .rope = blas_rope,
+    .attention = blas_attention,
+    .swiglu = blas_swiglu,
+    .add = blas_add,
+    .logprob = blas_logprob,
+    .row_sum = blas_row_sum,
+};
