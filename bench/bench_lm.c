@@ -8,7 +8,9 @@
  *     2 x (projection parameters) x tokens + 2 x n_embd x n_vocab x targets
  *     (the output layer, at target positions only) + causal attention
  *     4 x n_head x head_dim x L(L+1)/2 per layer.  Target: >= 70 %.
- *  3. The same on F16 and Q8_0, on stories260K, and on the ref backend.
+ *  3. The same with the blas backend's portable softmax/SwiGLU kernels
+ *     instead of the AVX2 ones (lm_backend_blas_set_isa; "blas-c"), on F16
+ *     and Q8_0, on stories260K, and on the ref backend.
  *  4. 64 continuations of 128 tokens against one shared 256-token prefix
  *     vs the 64 full 384-token sequences: the ratio (target <= 0.6).
  *
@@ -26,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lm_backend.h"
 #include "lm_model.h"
 #include "lm_score.h"
 
@@ -143,8 +146,8 @@ static lm_ctx *open_ctx(const lm_model *m, const char *backend, int64_t threads)
     return ctx;
 }
 
-static void bench_file(const char *name, const char *backend, int64_t threads, int64_t n_seqs,
-                       double *sgemm)
+static void bench_file(const char *name, const char *backend, lm_quant_isa isa, int64_t threads,
+                       int64_t n_seqs, double *sgemm)
 {
     const char *path = model_path(name);
     if (!path) {
@@ -158,12 +161,16 @@ static void bench_file(const char *name, const char *backend, int64_t threads, i
         fprintf(stderr, "bench_lm: %s\n", err.message);
         exit(1);
     }
+    lm_quant_isa got = lm_backend_blas_set_isa(isa);
     lm_ctx *ctx = open_ctx(m, backend, threads);
+    lm_backend_blas_set_isa(LM_QUANT_ISA_AUTO);
+    const char *label = strcmp(backend, "blas") ? backend
+                        : got == LM_QUANT_ISA_AVX2 ? "blas" : "blas-c";
     int64_t L = 256;
-    /* Baseline and engine alternate, best of 3 each: the machine may be
+    /* Baseline and engine alternate, best of 5 each: the machine may be
      * shared, and the ratio should compare like with like. */
     double t = 1e30;
-    for (int r = 0; r < (strcmp(backend, "ref") ? 3 : 1); r++) {
+    for (int r = 0; r < (strcmp(backend, "ref") ? 5 : 1); r++) {
         double g = sgemm_gflops((int)threads);
         *sgemm = g > *sgemm ? g : *sgemm;
         double tr = time_scoring(ctx, n_seqs, L, 1);
@@ -171,7 +178,7 @@ static void bench_file(const char *name, const char *backend, int64_t threads, i
     }
     double gf = seq_flops(m, L) * (double)n_seqs / t / 1e9;
     printf("%-24s %-5s %3lld x %lld tokens: %9.0f tokens/s  %6.1f GFLOP/s  MFU %5.1f %% of sgemm\n",
-           name, backend, (long long)n_seqs, (long long)L, (double)(n_seqs * L) / t, gf,
+           name, label, (long long)n_seqs, (long long)L, (double)(n_seqs * L) / t, gf,
            100 * gf / *sgemm);
     lm_ctx_free(ctx);
     lm_model_free(m);
@@ -238,11 +245,13 @@ int main(int argc, char **argv)
         return 0;
     }
     double sgemm = 0;
-    bench_file("delift-mini-f32.gguf", "blas", threads, 16, &sgemm);
-    bench_file("delift-mini-f16.gguf", "blas", threads, 16, &sgemm);
-    bench_file("delift-mini-q8_0.gguf", "blas", threads, 16, &sgemm);
-    bench_file("stories260K.gguf", "blas", threads, 16, &sgemm);
-    bench_file("delift-mini-f32.gguf", "ref", threads, 2, &sgemm);
+    const lm_quant_isa a = LM_QUANT_ISA_AUTO;
+    bench_file("delift-mini-f32.gguf", "blas", a, threads, 16, &sgemm);
+    bench_file("delift-mini-f32.gguf", "blas", LM_QUANT_ISA_GENERIC, threads, 16, &sgemm);
+    bench_file("delift-mini-f16.gguf", "blas", a, threads, 16, &sgemm);
+    bench_file("delift-mini-q8_0.gguf", "blas", a, threads, 16, &sgemm);
+    bench_file("stories260K.gguf", "blas", a, threads, 16, &sgemm);
+    bench_file("delift-mini-f32.gguf", "ref", a, threads, 2, &sgemm);
     printf("OpenBLAS sgemm 2048^3, %lld threads, best seen: %.1f GFLOP/s (the MFU baseline; "
            "each line's MFU uses the best seen up to it)\n",
            (long long)threads, sgemm);

@@ -50,6 +50,7 @@
 
 #include "dl_error.h"
 #include "lm_model.h"
+#include "lm_quant.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -146,6 +147,16 @@ const char *lm_backend_names(void);
 
 /* The default backend: blas. */
 const lm_backend_ops *lm_backend_default(void);
+
+/* The blas backend's softmax, log-softmax and SwiGLU kernels exist as
+ * portable C (4-lane vector extensions) and, on x86-64 CPUs with AVX2 and
+ * FMA, as AVX2 (8 lanes, fused multiply-adds), chosen automatically.  They
+ * agree to float rounding, not bit for bit.  This selects the instance of
+ * blas backends created afterwards, for the whole process (tests and
+ * benchmarks compare them); AVX2 on a CPU without it falls back to GENERIC.
+ * Returns the instance now selected (never AUTO).  Thread-safe (atomic);
+ * instances already created keep theirs. */
+lm_quant_isa lm_backend_blas_set_isa(lm_quant_isa isa);
 
 /* The backends themselves (registry use only). */
 extern const lm_backend_ops lm_backend_ref_ops;

@@ -19,12 +19,16 @@
  * Blocks are counted from the segment's first row, again for exactness.
  *
  * The elementwise ops (embed, rmsnorm, rope, swiglu, add, row_sum) are
- * float loops over host memory; logprob uses the same fast exp.
+ * float loops over host memory; logprob uses the same fast exp.  The exp,
+ * row maximum and SwiGLU kernels also exist as AVX2 + FMA instances (target
+ * attribute, so the file builds for baseline x86-64), picked per instance at
+ * creation by __builtin_cpu_supports or forced by lm_backend_blas_set_isa.
  */
 #include "config.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +39,45 @@
 #define LM_BLAS_PANEL_ROWS 256
 #define LM_BLAS_ATT_BLOCK 64
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LM_BLAS_HAVE_AVX2 1
+#define AVX2_FN __attribute__((target("avx2,fma")))
+#endif
+
 typedef struct blas_backend {
     lm_backend base;
     const lm_model *model;
     float *panel;    /* [PANEL_ROWS, max_cols]: dequantised weight rows */
     float *scores;   /* [ATT_BLOCK, max_ctx]: attention probabilities */
     int64_t max_ctx;
+    int avx2;        /* 1: the AVX2 instances of exp_sum, max_of, swiglu */
 } blas_backend;
+
+/* Process-wide kernel choice (lm_backend_blas_set_isa), read at creation. */
+static _Atomic int blas_isa_wanted = LM_QUANT_ISA_AUTO;
+
+static int blas_cpu_has_avx2(void)
+{
+#ifdef LM_BLAS_HAVE_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static lm_quant_isa blas_isa_resolve(lm_quant_isa want)
+{
+    return want != LM_QUANT_ISA_GENERIC && blas_cpu_has_avx2() ? LM_QUANT_ISA_AVX2
+                                                                : LM_QUANT_ISA_GENERIC;
+}
+
+lm_quant_isa lm_backend_blas_set_isa(lm_quant_isa isa)
+{
+    atomic_store(&blas_isa_wanted, (int)isa);
+    return blas_isa_resolve(isa);
+}
 
 static int64_t max_cols_of(const lm_hparams *hp)
 {
@@ -75,6 +111,7 @@ static dl_status blas_create(const lm_model *m, const lm_backend_params *p, lm_b
     be->base.ops = &lm_backend_blas_ops;
     be->model = m;
     be->max_ctx = p->max_ctx;
+    be->avx2 = blas_isa_resolve((lm_quant_isa)atomic_load(&blas_isa_wanted)) == LM_QUANT_ISA_AVX2;
     *out = &be->base;
     return DL_OK;
 }
@@ -207,6 +244,128 @@ static float max_of(const float *x, int64_t n)
     return m;
 }
 
+#ifdef LM_BLAS_HAVE_AVX2
+/* The AVX2 + FMA instances (chosen per instance at creation when the CPU has
+ * them): the same exp algorithm as v4_exp_neg on 8 lanes, with fused
+ * multiply-adds, so values differ from the portable ones in the last bits
+ * only.  Row tails use masked loads and stores.  The choice depends on the
+ * CPU and lm_backend_blas_set_isa only, never on a batch, so per-segment
+ * exactness holds. */
+AVX2_FN static inline __m256 v8_exp_neg(__m256 x)
+{
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504f), magic);
+    __m256 kf = _mm256_sub_ps(t, magic);
+    __m256i k = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000));
+    __m256 r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(kf, _mm256_set1_ps(1.42860677e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* Lanes [0, n) of a mask, 0 <= n < 8. */
+AVX2_FN static inline __m256i v8_tail_mask(int64_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+AVX2_FN static inline float v8_hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* exp_sum on 16 lanes (two accumulators), the tail masked. */
+AVX2_FN static float exp_sum_avx2(float *x, int64_t n, float mx)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, m = _mm256_set1_ps(mx);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 e0 = v8_exp_neg(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        __m256 e1 = v8_exp_neg(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), m));
+        _mm256_storeu_ps(x + i, e0);
+        _mm256_storeu_ps(x + i + 8, e1);
+        acc0 = _mm256_add_ps(acc0, e0);
+        acc1 = _mm256_add_ps(acc1, e1);
+    }
+    for (; i < n; i += 8) {
+        __m256i mask = v8_tail_mask(n - i < 8 ? n - i : 8);
+        __m256 e = v8_exp_neg(_mm256_sub_ps(_mm256_maskload_ps(x + i, mask), m));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+        _mm256_maskstore_ps(x + i, mask, e);
+        acc1 = _mm256_add_ps(acc1, e);
+    }
+    return v8_hsum(_mm256_add_ps(acc0, acc1));
+}
+
+AVX2_FN static float max_of_avx2(const float *x, int64_t n)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 m0 = ninf, m1 = ninf;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + i));
+        m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + i + 8));
+    }
+    for (; i < n; i += 8) {
+        __m256i mask = v8_tail_mask(n - i < 8 ? n - i : 8);
+        __m256 v = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + i, mask), _mm256_castsi256_ps(mask));
+        m1 = _mm256_max_ps(m1, v);
+    }
+    m0 = _mm256_max_ps(m0, m1);
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* gate = silu(gate) * up on 8 lanes; returns how many values it did. */
+AVX2_FN static int64_t swiglu_avx2(float *gate, const float *up, int64_t n)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i);
+        __m256 neg = _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ);
+        __m256 e = v8_exp_neg(_mm256_or_ps(g, sign)); /* exp(-|g|) */
+        __m256 sig = _mm256_div_ps(_mm256_blendv_ps(one, e, neg), _mm256_add_ps(one, e));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_mul_ps(g, sig), _mm256_loadu_ps(up + i)));
+    }
+    return i;
+}
+#endif
+
+/* The dispatchers: one branch per row or per op call. */
+static float row_max(const blas_backend *be, const float *x, int64_t n)
+{
+#ifdef LM_BLAS_HAVE_AVX2
+    if (be->avx2)
+        return max_of_avx2(x, n);
+#endif
+    (void)be;
+    return max_of(x, n);
+}
+
+static float row_exp_sum(const blas_backend *be, float *x, int64_t n, float mx)
+{
+#ifdef LM_BLAS_HAVE_AVX2
+    if (be->avx2)
+        return exp_sum_avx2(x, n, mx);
+#endif
+    (void)be;
+    return exp_sum(x, n, mx);
+}
+
 static void blas_embed(lm_backend *b, const lm_weight *tok, const int32_t *ids, int64_t n, float *x)
 {
     (void)b;
@@ -312,8 +471,8 @@ static void attend_block(blas_backend *be, const lm_attn_args *a, int64_t r0, in
     for (int64_t i = 0; i < bs; i++) {
         float *row = S + i * ld;
         int64_t n_keys = np + b0 + i + 1;
-        float mx = max_of(row, n_keys);
-        inv[i] = 1.0f / exp_sum(row, n_keys, mx);
+        float mx = row_max(be, row, n_keys);
+        inv[i] = 1.0f / row_exp_sum(be, row, n_keys, mx);
         for (int64_t t = n_keys; t < ld; t++)
             row[t] = 0.0f; /* causal mask: later keys weigh nothing */
     }
@@ -345,9 +504,14 @@ static void blas_attention(lm_backend *b, const lm_attn_args *a)
 /* gate = silu(gate) * up, silu(g) = g * sigmoid(g), sigmoid from exp(-|g|). */
 static void blas_swiglu(lm_backend *b, float *gate, const float *up, int64_t n)
 {
-    (void)b;
+    const blas_backend *be = (const blas_backend *)b;
     const v4f one = v4_splat(1.0f), zero = v4_splat(0.0f);
     int64_t i = 0;
+#ifdef LM_BLAS_HAVE_AVX2
+    if (be->avx2)
+        i = swiglu_avx2(gate, up, n);
+#endif
+    (void)be;
     for (; i + 4 <= n; i += 4) {
         v4f g = v4_load(gate + i);
         v4i neg = g < zero;
@@ -374,13 +538,13 @@ static void blas_add(lm_backend *b, float *x, const float *y, int64_t n)
 static void blas_logprob(lm_backend *b, float *logits, int64_t n, int64_t n_vocab,
                          const int32_t *targets, float *out)
 {
-    (void)b;
+    const blas_backend *be = (const blas_backend *)b;
     for (int64_t i = 0; i < n; i++) {
         /* logits is scratch (lm_backend.h): exponentiated in place. */
         float *l = logits + i * n_vocab;
-        float mx = max_of(l, n_vocab);
+        float mx = row_max(be, l, n_vocab);
         float tl = l[targets[i]];
-        float sum = exp_sum(l, n_vocab, mx);
+        float sum = row_exp_sum(be, l, n_vocab, mx);
         out[i] = (float)((double)tl - (double)mx - log((double)sum));
     }
 }

@@ -412,6 +412,82 @@ START_TEST(test_batch_identity_ref)
 }
 END_TEST
 
+/* The blas backend's portable kernels (forced with lm_backend_blas_set_isa)
+ * meet the goldens and keep batches invisible too; on an AVX2 CPU the
+ * default tests above cover the AVX2 instances. */
+START_TEST(test_blas_generic_kernels)
+{
+    ck_assert_int_eq(lm_backend_blas_set_isa(LM_QUANT_ISA_GENERIC), LM_QUANT_ISA_GENERIC);
+    check_golden("models/stories260K.gguf", "models/golden/stories260K/logits.json", "blas", 1 << 20);
+    check_golden("models/delift-mini-f32.gguf", "models/golden/delift-mini/logits.json", "blas",
+                 1 << 20);
+    check_batch_identity("blas");
+    check_backends_agree("models/delift-mini-f32.gguf", "models/golden/delift-mini/logits.json", 100);
+    lm_backend_blas_set_isa(LM_QUANT_ISA_AUTO);
+}
+END_TEST
+
+/* log_softmax and SwiGLU of the blas backend, each kernel instance, against
+ * double libm on rows of every tail length 1..40 (the vector loops take 4, 8
+ * and 16 lanes) with a large spread of values, and exp underflow. */
+START_TEST(test_blas_elementwise)
+{
+    lm_model *m = load_model("models/stories260K.gguf");
+    enum { NV = 40, NR = 3 };
+    float logits[NR * NV], lp[NR], gate[NV], up[NV];
+    int32_t tgt[NR];
+    for (int isa = LM_QUANT_ISA_GENERIC; isa <= LM_QUANT_ISA_AVX2; isa++) {
+        if ((int)lm_backend_blas_set_isa((lm_quant_isa)isa) != isa)
+            continue; /* no AVX2 on this CPU */
+        lm_backend_params bp = {64, 64, NR};
+        lm_backend *be = NULL;
+        dl_error err;
+        dl_error_clear(&err);
+        ck_assert_int_eq(lm_backend_blas_ops.create(m, &bp, &be, &err), DL_OK);
+        for (int64_t n = 1; n <= NV; n++) {
+            double ref[NR];
+            for (int64_t r = 0; r < NR; r++) {
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    /* values in about [-60, 30]; row 2 puts one far below exp's range */
+                    float v = (float)(30.0 * sin(0.7 * (double)(j + 1) * (double)(r + 2)) - 15.0 * (double)r);
+                    if (r == 2 && j == n / 2)
+                        v = -200.0f;
+                    logits[r * n + j] = v;
+                    mx = v > mx ? v : mx;
+                }
+                for (int64_t j = 0; j < n; j++)
+                    sum += exp((double)logits[r * n + j] - mx);
+                tgt[r] = (int32_t)((r * 7 + n) % n);
+                ref[r] = (double)logits[r * n + tgt[r]] - mx - log(sum);
+            }
+            lm_backend_blas_ops.logprob(be, logits, NR, n, tgt, lp);
+            for (int64_t r = 0; r < NR; r++)
+                ck_assert_msg(fabs(lp[r] - ref[r]) <= 1e-5 * fmax(1.0, fabs(ref[r])),
+                              "isa %d n %lld row %lld: %.9g vs %.9g", isa, (long long)n,
+                              (long long)r, (double)lp[r], ref[r]);
+            for (int64_t j = 0; j < n; j++) {
+                gate[j] = (float)(12.0 * sin(1.3 * (double)(j + n)));
+                up[j] = (float)(0.5 + 0.01 * (double)j);
+            }
+            gate[0] = n > 1 ? -95.0f : 95.0f; /* exp(-95) underflows: silu -> -0 / identity */
+            float g0[NV];
+            memcpy(g0, gate, sizeof(float) * (size_t)n);
+            lm_backend_blas_ops.swiglu(be, gate, up, n);
+            for (int64_t j = 0; j < n; j++) {
+                double g = g0[j], want = g / (1.0 + exp(-g)) * up[j];
+                ck_assert_msg(fabs(gate[j] - want) <= 1e-6 * fmax(1.0, fabs(want)),
+                              "isa %d swiglu n %lld j %lld: %.9g vs %.9g", isa, (long long)n,
+                              (long long)j, (double)gate[j], want);
+            }
+        }
+        lm_backend_blas_ops.destroy(be);
+    }
+    lm_backend_blas_set_isa(LM_QUANT_ISA_AUTO);
+    lm_model_free(m);
+}
+END_TEST
+
 /* Scoring continuations against a prefix cache equals scoring the whole
  * sequences (1e-5 absolute), embeddings included. */
 static void check_prefix(const char *backend)
@@ -1089,6 +1165,8 @@ static Suite *lm_model_suite(void)
     tcase_add_test(tc, test_backends_agree);
     tcase_add_test(tc, test_batch_identity_blas);
     tcase_add_test(tc, test_batch_identity_ref);
+    tcase_add_test(tc, test_blas_generic_kernels);
+    tcase_add_test(tc, test_blas_elementwise);
     tcase_add_test(tc, test_prefix_blas);
     tcase_add_test(tc, test_prefix_ref);
     tcase_add_test(tc, test_bad_input);
