@@ -247,6 +247,72 @@ int64_t sel_row_nonfinite(const float *row, int64_t n)
     return -1;
 }
 
+/* ---- graph cut helpers -------------------------------------------------------- */
+
+static int64_t row_accumulate_scalar(double *out, const float *row, int64_t lo, int64_t n)
+{
+    for (int64_t j = lo; j < n; j++) {
+        if (!(fabsf(row[j]) <= FLT_MAX))
+            return j;
+        out[j] += (double)row[j];
+    }
+    return -1;
+}
+
+#ifdef SEL_HAVE_AVX2
+__attribute__((target("avx2"))) static int64_t row_accumulate_avx2(double *out,
+                                                                  const float *row,
+                                                                  int64_t n)
+{
+    const __m256 big = _mm256_set1_ps(FLT_MAX);
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = _mm256_loadu_ps(row + j);
+        __m256 ok = _mm256_cmp_ps(_mm256_and_ps(v, absmask), big, _CMP_LE_OQ);
+        if (_mm256_movemask_ps(ok) != 0xff)
+            return row_accumulate_scalar(out, row, j, n);
+        __m256d v0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+        __m256d v1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        _mm256_storeu_pd(out + j, _mm256_add_pd(_mm256_loadu_pd(out + j), v0));
+        _mm256_storeu_pd(out + j + 4, _mm256_add_pd(_mm256_loadu_pd(out + j + 4), v1));
+    }
+    return row_accumulate_scalar(out, row, j, n);
+}
+#endif
+
+int64_t sel_row_accumulate(double *out, const float *row, int64_t n)
+{
+#ifdef SEL_HAVE_AVX2
+    if (use_avx2())
+        return row_accumulate_avx2(out, row, n);
+#endif
+    return row_accumulate_scalar(out, row, 0, n);
+}
+
+int sel_dense_symmetric(const sel_kernel *k)
+{
+    enum { TILE = 64 };
+    if (k->kind != SEL_KERNEL_DENSE || k->rows != k->cols)
+        return 0;
+    int64_t n = k->rows, st = k->stride;
+    const float *d = k->data;
+    /* tile (i0, j0) above the diagonal against its mirror: both stay in cache */
+    for (int64_t i0 = 0; i0 < n; i0 += TILE) {
+        int64_t i1 = i0 + TILE < n ? i0 + TILE : n;
+        for (int64_t j0 = i0; j0 < n; j0 += TILE) {
+            int64_t j1 = j0 + TILE < n ? j0 + TILE : n;
+            int same = 1;
+            for (int64_t i = i0; i < i1; i++)
+                for (int64_t j = j0 > i + 1 ? j0 : i + 1; j < j1; j++)
+                    same &= d[i * st + j] == d[j * st + i];
+            if (!same)
+                return 0;
+        }
+    }
+    return 1;
+}
+
 static void row_add(double *g, const float *row, int64_t lo, int64_t hi, float m0,
                     float cap, int flmi)
 {
@@ -556,6 +622,34 @@ static void update_csr(sel_fn *f, int64_t nchanged)
     }
 }
 
+/* Records a memo rise of row i (old value mo) at the current step; on
+ * out of memory the log is dropped (log_cap < 0) and the lazy settling falls
+ * back to the reference's gain now (see sel_fn_gain_at_step). */
+static void memo_log(sel_fn *f, int64_t i, float mo)
+{
+    if (f->log_cap < 0)
+        return;
+    if (f->log_len == f->log_cap) {
+        int64_t cap = f->log_cap ? 2 * f->log_cap : 1024;
+        int32_t *r = realloc(f->log_row, (size_t)cap * sizeof *r);
+        if (r)
+            f->log_row = r;
+        int32_t *st = r ? realloc(f->log_step, (size_t)cap * sizeof *st) : NULL;
+        if (st)
+            f->log_step = st;
+        float *o = st ? realloc(f->log_old, (size_t)cap * sizeof *o) : NULL;
+        if (!o) {
+            f->log_cap = -1;
+            return;
+        }
+        f->log_old = o;
+        f->log_cap = cap;
+    }
+    f->log_row[f->log_len] = (int32_t)i;
+    f->log_step[f->log_len] = f->step;
+    f->log_old[f->log_len++] = mo;
+}
+
 /* Work below this many kernel elements is not worth waking the pool. */
 #define SEL_POOL_MIN_WORK 65536
 
@@ -585,6 +679,7 @@ void sel_fast_add(sel_fn *f, int64_t a)
                     f->changed[nc] = i;
                     f->changed_old[nc++] = f->memo[i];
                 }
+                memo_log(f, i, f->memo[i]);
                 f->memo[i] = s;
             }
         }
@@ -603,6 +698,7 @@ void sel_fast_add(sel_fn *f, int64_t a)
                     f->changed[nc] = i;
                     f->changed_old[nc++] = f->memo[i];
                 }
+                memo_log(f, i, f->memo[i]);
                 f->memo[i] = s;
             }
         }

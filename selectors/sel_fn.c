@@ -48,6 +48,9 @@ void sel_fn_free(sel_fn *f)
     free(f->bmax);
     free(f->changed);
     free(f->changed_old);
+    free(f->log_row);
+    free(f->log_step);
+    free(f->log_old);
     sel_csc_free(&f->csc);
     free(f);
 }
@@ -139,7 +142,13 @@ static dl_status row_sums(const sel_kernel *k, double *out, const char *name,
 static dl_status col_sums(const sel_kernel *k, double *out, dl_error *err)
 {
     memset(out, 0, (size_t)k->cols * sizeof *out);
-    for (int64_t i = 0; i < k->rows; i++) {
+    for (int64_t i = 0; k->kind == SEL_KERNEL_DENSE && i < k->rows; i++) {
+        /* check and add in one read of the row; rows in order, as below */
+        int64_t bad = sel_row_accumulate(out, k->data + i * k->stride, k->cols);
+        if (bad >= 0)
+            return numeric_error(err, "kernel", i, bad);
+    }
+    for (int64_t i = 0; k->kind == SEL_KERNEL_CSR && i < k->rows; i++) {
         dl_status st = row_check(k, i, "kernel", err);
         if (st != DL_OK)
             return st;
@@ -192,6 +201,20 @@ static dl_status alloc_memo(sel_fn *f, int incremental)
     return fail ? DL_ERR_NOMEM : DL_OK;
 }
 
+/* gc/gccg: a dense S that equals its transpose needs no colpick at all
+ * (it is rowpick: the same terms in the same order).  Otherwise colpick[x]
+ * gathers the picks it lacks from row x when x's gain is asked for.  An
+ * eager column add at each pick (n strided reads) measured no faster than
+ * these gathers, which read only the rows the lazy greedy asks about. */
+static void gc_mode_choose(sel_fn *f)
+{
+    const sel_kernel *k = f->p.kernel;
+    if (k->kind != SEL_KERNEL_DENSE)
+        f->gc_mode = SEL_GC_PENDING;
+    else
+        f->gc_mode = sel_dense_symmetric(k) ? SEL_GC_SYMMETRIC : SEL_GC_PENDING;
+}
+
 /* The per-function constants: start memo, caps, column and row sums. */
 static dl_status fill_constants(sel_fn *f, dl_error *err)
 {
@@ -215,12 +238,14 @@ static dl_status fill_constants(sel_fn *f, dl_error *err)
         break;
     case SEL_FN_GC:
         st = col_sums(p->kernel, f->colsum, err);
+        gc_mode_choose(f);
         break;
     case SEL_FN_GCMI:
         st = row_sums(p->query, f->colsum, "query", err);
         break;
     case SEL_FN_GCCG:
         st = col_sums(p->kernel, f->colsum, err);
+        gc_mode_choose(f);
         if (st == DL_OK)
             st = row_sums(p->priv, f->psum, "private", err);
         for (int64_t j = 0; st == DL_OK && j < f->n; j++)
@@ -302,6 +327,7 @@ void sel_fn_reset(sel_fn *f)
     if (f->gain) {
         memset(f->touched, 0, (size_t)f->n * sizeof *f->touched);
         f->step = 0;
+        f->log_len = 0;
         sel_csc_free(&f->csc);
         (void)sel_fast_init(f, NULL); /* values were checked at creation */
     }
@@ -335,9 +361,35 @@ static double gain_fl_family(const sel_fn *f, int64_t j)
     return g;
 }
 
+/* FL family: the reference's gain of j after only the first `steps` picks:
+ * the memo log undone back to then (newest first) into changed_old, then the
+ * same terms in the same order as gain_fl_family.  Without a log (out of
+ * memory) the gain now, a lower bound of it. */
+double sel_fn_gain_at_step(sel_fn *f, int64_t j, int64_t steps)
+{
+    if (f->log_cap < 0 || !f->changed_old)
+        return gain_fl_family(f, j);
+    float *m = f->changed_old;
+    memcpy(m, f->memo, (size_t)f->m * sizeof *m);
+    /* log_step is the step count after the rise's pick began: picks
+     * [steps, count) are those with log_step > steps */
+    for (int64_t e = f->log_len - 1; e >= 0 && f->log_step[e] > steps; e--)
+        m[f->log_row[e]] = f->log_old[e];
+    const sel_kernel *k = f->p.kernel;
+    int flmi = f->p.fn == SEL_FN_FLMI;
+    double g = 0;
+    for (int64_t i = 0; i < f->m; i++) {
+        float s = sel_kernel_at(k, i, j);
+        g += flmi ? flmi_term(s, m[i], f->cap[i]) : fl_term(s, m[i]);
+    }
+    return g;
+}
+
 /* sum_{a in A} S[x][a] from the picks colpick[x] has not folded in yet. */
 static double colpick_now(const sel_fn *f, int64_t x)
 {
+    if (f->gc_mode == SEL_GC_SYMMETRIC)
+        return f->rowpick[x];
     double c = f->colpick[x];
     for (int64_t t = f->colpick_n[x]; t < f->count; t++) {
         float v = sel_kernel_at(f->p.kernel, x, f->picks[t]);
@@ -397,6 +449,8 @@ double sel_fn_gain_update(sel_fn *f, int64_t j)
 {
     if (f->gain)
         return f->gain[j];
+    if (f->colpick && f->gc_mode != SEL_GC_PENDING)
+        return gain_gc_family(f, j, colpick_now(f, j));
     if (f->colpick) {
         f->colpick[j] = colpick_now(f, j);
         f->colpick_n[j] = f->count;
@@ -454,7 +508,9 @@ dl_status sel_fn_add(sel_fn *f, int64_t j, dl_error *err)
     add_memo(f, j);
     f->in[j] = 1;
     f->picks[f->count++] = j;
-    if (f->colpick && f->count - f->colpick_all >= SEL_GC_BATCH)
+    /* CSR: a gather is a row search, so keep the pending lists short */
+    if (f->colpick && f->gc_mode == SEL_GC_PENDING && f->p.kernel->kind == SEL_KERNEL_CSR &&
+        f->count - f->colpick_all >= SEL_GC_BATCH)
         colpick_flush(f);
     return DL_OK;
 }

@@ -33,8 +33,15 @@ static inline float sel_kernel_at(const sel_kernel *k, int64_t i, int64_t j)
 /* The column view of a CSR kernel: for column j, the rows that store it and
  * the position of the entry (so the value comes from the caller's arrays).
  * Built only by the optimisers for the facility-location family on CSR. */
-/* Graph cut folds pending picks into every column sum after this many. */
+/* Graph cut on CSR folds pending picks into every column sum after this many. */
 #define SEL_GC_BATCH 32
+
+/* How gc/gccg keep colpick[x] = sum_{a in A} S[x][a] (sel_fn.c):
+ * PENDING: picks not yet folded in are gathered from row x when x's gain is
+ * asked for (CSR also folds every pending pick in after SEL_GC_BATCH);
+ * SYMMETRIC: a dense S equal to its transpose element for element, so
+ * colpick[x] is rowpick[x] bit for bit and is never formed. */
+typedef enum sel_gc_mode { SEL_GC_PENDING, SEL_GC_SYMMETRIC } sel_gc_mode;
 
 /* Columns per block of the dense block maxima: 1/64 of the kernel's bytes. */
 #define SEL_BLOCK 64
@@ -59,6 +66,7 @@ struct sel_fn {
     double *colpick;  /* (n) gc/gccg: sum_{a in A} S[j][a], brought up to date lazily */
     int64_t *colpick_n; /* (n) how many picks colpick[j] includes */
     int64_t colpick_all; /* every colpick[j] includes at least this many */
+    sel_gc_mode gc_mode; /* gc/gccg: how colpick is kept (see above) */
     double *psum;     /* (n) gccg: (float)(nu * sum_p P[j][p]), as the reference */
     float *qbest;     /* (n) flqmi: eta * max(FLT_MIN, max_q Q[j][q]) */
     unsigned char *in; /* (n) 1 when j is in A */
@@ -74,6 +82,11 @@ struct sel_fn {
     int64_t nblocks;
     int threads;
     struct sel_pool *pool; /* worker threads for the dense sweeps, or NULL */
+    /* Every memo rise, in pick order (FL family with gain): row, old memo,
+     * pick (step) that raised it; lets sel_fn_gain_at_step undo picks. */
+    int32_t *log_row, *log_step;
+    float *log_old;
+    int64_t log_len, log_cap;
     int64_t *changed;  /* (m) scratch: rows whose memo a pick raises */
     float *changed_old; /* (m) scratch: their old memo */
 };
@@ -95,6 +108,12 @@ dl_status sel_fn_create(const sel_problem *p, int incremental, int threads,
  * sel_fn_gain. */
 double sel_fn_gain_update(sel_fn *f, int64_t j);
 
+/* FL family, optimisers only: the reference's (column-sum) gain of j as it
+ * was after the first `steps` picks (steps <= |A|): the memo of then, undone
+ * from the memo log, then one column sum; O(m + memo rises since).  Uses
+ * changed_old as scratch. */
+double sel_fn_gain_at_step(sel_fn *f, int64_t j, int64_t steps);
+
 /* f(A) from the memo (FL family: equal to sel_fn_value bit for bit, O(m));
  * sel_fn_value for the others. */
 double sel_fn_value_memo(const sel_fn *f);
@@ -113,6 +132,16 @@ void sel_csc_free(sel_csc *c);
 
 /* First non-finite element of a dense row of n, or -1 (vectorised). */
 int64_t sel_row_nonfinite(const float *row, int64_t n);
+
+/* out[j] += (double)row[j] for j in [0, n) (vectorised, one add per
+ * element, so each out[j] sees the rows in the caller's order); returns the
+ * first non-finite column of row (then out is partly updated), or -1. */
+int64_t sel_row_accumulate(double *out, const float *row, int64_t n);
+
+/* 1 when the dense square kernel k equals its transpose element for element
+ * (float ==, so -0 matches +0: such sums are equal anyway); stops at the
+ * first mismatch.  Reads k tile by tile. */
+int sel_dense_symmetric(const sel_kernel *k);
 
 /* Stops and joins f's worker threads (NULL pool: no-op). */
 void sel_fast_pool_free(sel_fn *f);

@@ -289,26 +289,39 @@ static void heap_build(heap *h)
 
 /* ---- lazy ---------------------------------------------------------------------- */
 
-/* A close call between a fresh score s and the key of y on top of the heap,
- * settled as the reference would: its key is y's gain when it was stored.
- * If the table has not changed y's gain since, that is y's reference gain
- * now; if it has, the key lies above y's gain now (gains only fall), so a
- * gain now >= s means the key is > s too.  Otherwise the table's key stands. */
-static int settle_lazy(run *r, double s, heap *h, const int32_t *keystep)
+/* The reference's key of heap item it: its gain when it was stored,
+ * keystep[] picks ago.  Unchanged by the table since: its gain now (cur, when
+ * already known, else formed); changed: formed again over the memo of that
+ * step (rebuilt from the first picks: a rare, O(m * picks) read). */
+static double ref_key(run *r, heap_item it, const int32_t *keystep, const double *cur)
+{
+    if (r->f->touched[it.idx] <= keystep[it.idx])
+        return cur ? *cur : score(r, it.idx, exact_gain(r, it.idx));
+    r->out->evaluations++;
+    return score(r, it.idx, sel_fn_gain_at_step(r->f, it.idx, keystep[it.idx]));
+}
+
+/* A close call between x, popped with the fresh score s, and y on top of the
+ * heap, settled as the reference would with its own keys (the table's keys,
+ * possibly a last bit away, decide nothing): 1 accepts x; 0 rejects x (push
+ * it back with s); 2 means the reference holds y's key above x's (or equal
+ * with a larger index) and pops y first: push x back unevaluated with its
+ * old key, y raised above it.  y stays on top on 0, so the same item does
+ * not pop again forever. */
+static int settle_lazy(run *r, heap_item x, double s, heap *h, const int32_t *keystep)
 {
     heap_item y = h->a[0];
-    double ey = score(r, y.idx, exact_gain(r, y.idx));
-    if (r->f->touched[y.idx] <= keystep[y.idx])
-        return s >= ey;
-    if (ey >= s) {
-        /* y's reference key is above s: raise the table's key to just
-         * above s (y stays on top), so y pops next and the run moves on
-         * instead of popping the same item again */
-        if (!(h->a[0].key > s))
-            h->a[0].key = nextafter(s, INFINITY);
-        return 0;
+    double ky = ref_key(r, y, keystep, NULL), kx = ref_key(r, x, keystep, &s);
+    if (ky > kx || (ky == kx && y.idx > x.idx)) {
+        if (!(h->a[0].key > x.key))
+            h->a[0].key = nextafter(x.key, INFINITY);
+        return 2;
     }
-    return s >= y.key;
+    if (s >= ky)
+        return 1;
+    if (!(h->a[0].key > s))
+        h->a[0].key = nextafter(s, INFINITY);
+    return 0;
 }
 
 static dl_status run_lazy(run *r, dl_error *err)
@@ -343,7 +356,11 @@ static dl_status run_lazy(run *r, dl_error *err)
         if (r->f->gain && h.len > 0 && close_call(s, h.a[0].key)) {
             g = exact_gain(r, top.idx);
             s = score(r, top.idx, g);
-            accept = settle_lazy(r, s, &h, keystep);
+            accept = settle_lazy(r, top, s, &h, keystep);
+        }
+        if (accept == 2) {
+            heap_push(&h, top); /* its key and keystep as they were */
+            continue;
         }
         if (accept) {
             if (stop_here(r, g))
