@@ -1,5 +1,6 @@
 /* sel_npy.h: NumPy .npy files for dense kernels: a hostile-input reader that
- * memory-maps float32 data and hands out a borrowed view, and an atomic writer.
+ * memory-maps float32 data and hands out a borrowed view, and a writer
+ * (atomic, through dl_file.h).
  *
  * On-disk format (numpy.lib.format, versions 1.0, 2.0 and 3.0):
  *   offset 0   6 bytes  magic "\x93NUMPY"
@@ -144,23 +145,6 @@ dl_status sel_npy_write(const char *path, sel_npy_dtype dtype, int ndim,
  * (a multiple of 64), or 0 when cap is too small or the arguments are bad. */
 size_t sel_npy_header_encode(sel_npy_dtype dtype, int ndim, const int64_t *shape,
                              uint8_t *out, size_t cap);
-
-/* ---- atomic files (shared with sel_npz.c) -------------------------------- */
-
-/* A file being written: bytes go to a temporary name beside path and appear
- * at path only on commit.  Not thread-safe per object. */
-typedef struct sel_npy_atomic {
-    int fd;
-    char *path;     /* owned copies */
-    char *tmp_path;
-} sel_npy_atomic;
-
-dl_status sel_npy_atomic_begin(sel_npy_atomic *a, const char *path, dl_error *err);
-dl_status sel_npy_atomic_write(sel_npy_atomic *a, const void *p, size_t n, dl_error *err);
-/* fsyncs, renames over path and fsyncs the directory; aborts on failure. */
-dl_status sel_npy_atomic_commit(sel_npy_atomic *a, dl_error *err);
-/* Removes the temporary file; safe after commit and on a zeroed object. */
-void sel_npy_atomic_abort(sel_npy_atomic *a);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "sel_npy.h"
+#include "dl_file.h"
 
 #define ZIP_SIG_LOCAL 0x04034b50u
 #define ZIP_SIG_CENTRAL 0x02014b50u
@@ -539,7 +540,7 @@ void sel_npz_csr_free(sel_npz_csr *m)
 /* ---- writing ------------------------------------------------------------------- */
 
 typedef struct npz_writer {
-    sel_npy_atomic a;
+    dl_file_atomic a;
     size_t off;        /* bytes written so far */
     uint8_t *central;  /* the central directory being built */
     size_t central_len, central_cap;
@@ -598,13 +599,13 @@ static dl_status npz_put(npz_writer *w, const char *name, const uint8_t *hdr, si
     memcpy(c + ZIP_CENTRAL_LEN, name, nlen);
     w->central_len += ZIP_CENTRAL_LEN + nlen;
     w->entries++;
-    dl_status s = sel_npy_atomic_write(&w->a, l, sizeof l, w->err);
+    dl_status s = dl_file_atomic_write(&w->a, l, sizeof l, w->err);
     if (!s)
-        s = sel_npy_atomic_write(&w->a, name, nlen, w->err);
+        s = dl_file_atomic_write(&w->a, name, nlen, w->err);
     if (!s)
-        s = sel_npy_atomic_write(&w->a, hdr, hlen, w->err);
+        s = dl_file_atomic_write(&w->a, hdr, hlen, w->err);
     if (!s && blen)
-        s = sel_npy_atomic_write(&w->a, body, blen, w->err);
+        s = dl_file_atomic_write(&w->a, body, blen, w->err);
     w->off += ZIP_LOCAL_LEN + nlen + hlen + blen;
     return s;
 }
@@ -691,7 +692,7 @@ dl_status sel_npz_csr_write(const char *path, int64_t rows, int64_t cols,
     npz_writer w;
     memset(&w, 0, sizeof w);
     w.err = err;
-    if ((s = sel_npy_atomic_begin(&w.a, path, err)) != DL_OK)
+    if ((s = dl_file_atomic_begin(&w.a, path, err)) != DL_OK)
         return s;
     s = npz_write_members(&w, rows, cols, indptr, indices, index_size, values);
     if (!s && w.off > 0xfffffffeu)
@@ -704,13 +705,13 @@ dl_status sel_npz_csr_write(const char *path, int64_t rows, int64_t cols,
         wr16(e + 10, w.entries);
         wr32(e + 12, (uint32_t)w.central_len);
         wr32(e + 16, (uint32_t)w.off);
-        s = sel_npy_atomic_write(&w.a, w.central, w.central_len, err);
+        s = dl_file_atomic_write(&w.a, w.central, w.central_len, err);
         if (!s)
-            s = sel_npy_atomic_write(&w.a, e, sizeof e, err);
+            s = dl_file_atomic_write(&w.a, e, sizeof e, err);
     }
     free(w.central);
     if (!s)
-        return sel_npy_atomic_commit(&w.a, err);
-    sel_npy_atomic_abort(&w.a);
+        return dl_file_atomic_commit(&w.a, err);
+    dl_file_atomic_abort(&w.a);
     return s;
 }

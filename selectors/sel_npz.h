@@ -68,7 +68,7 @@ dl_status sel_npz_csr_from_buffer(const void *buf, size_t len, const char *name,
 void sel_npz_csr_free(sel_npz_csr *m);
 
 /* Writes a CSR .npz that scipy.sparse.load_npz reads, with stored (not
- * deflated) members, atomically (sel_npy_atomic).  indices has index_size
+ * deflated) members, atomically (dl_file.h).  indices has index_size
  * (4 or 8) bytes per entry; indptr is written at the same width (int64
  * when nnz does not fit int32); values as '<f4'.  The structure is checked
  * first (DL_ERR_USAGE when it is not valid CSR); DL_ERR_IO on write. */

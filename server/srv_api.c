@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dl_file.h"
 #include "srv_error.h"
 #include "srv_spec.h"
 
@@ -38,7 +39,7 @@ static int storage_writable(srv_app *app)
 {
     char path[SRV_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/tmp/.readyz", app->cfg.data_dir);
-    int ok = srv_file_write_atomic(path, "ok\n", 3, NULL) == DL_OK;
+    int ok = dl_file_write_atomic(path, "ok\n", 3, NULL) == DL_OK;
     unlink(path);
     return ok;
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dl_file.h"
 #include "dl_sha256.h"
 #include "rec.h"
 #include "srv_route.h"
@@ -72,32 +73,6 @@ static dl_status write_all(int fd, const void *data, size_t n, dl_error *err)
     return DL_OK;
 }
 
-dl_status srv_file_write_atomic(const char *path, const void *data, size_t n, dl_error *err)
-{
-    char tmp[PATH_MAX_LEN + 16], dir[PATH_MAX_LEN];
-    if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp)
-        return dl_error_set(err, DL_ERR_INTERNAL, "path too long");
-    int fd = mkstemp(tmp);
-    if (fd < 0)
-        return dl_error_set(err, DL_ERR_IO, "cannot create a file: %s", strerror(errno));
-    dl_status st = write_all(fd, data, n, err);
-    if (st == DL_OK && fsync(fd) != 0)
-        st = dl_error_set(err, DL_ERR_IO, "fsync failed: %s", strerror(errno));
-    if (close(fd) != 0 && st == DL_OK)
-        st = dl_error_set(err, DL_ERR_IO, "close failed: %s", strerror(errno));
-    if (st == DL_OK && rename(tmp, path) != 0)
-        st = dl_error_set(err, DL_ERR_IO, "rename failed: %s", strerror(errno));
-    if (st != DL_OK) {
-        unlink(tmp);
-        return st;
-    }
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = '\0';
-    return srv_dir_sync(slash ? dir : ".", err);
-}
-
 static dl_status make_dir(const char *path, dl_error *err)
 {
     if (mkdir(path, 0750) != 0 && errno != EEXIST)
@@ -140,7 +115,7 @@ static void store_recover(srv_store *s)
         struct stat st;
         if (!name_id(e->d_name, "jsonl", id)) {
             /* Anything but a data file or a summary is a leftover of an
-             * interrupted srv_file_write_atomic ("<id>.json.XXXXXX"). */
+             * interrupted dl_file_write_atomic ("<id>.json.tmp.<pid>.<n>"). */
             if (e->d_name[0] != '.' && !name_id(e->d_name, "json", id)) {
                 snprintf(path, sizeof path, "%s/%s", s->root, e->d_name);
                 unlink(path);
@@ -326,7 +301,7 @@ dl_status srv_upload_finish(srv_upload *u, int *created, json_t **summary, dl_er
     if (st == DL_OK)
         st = srv_dir_sync(s->root, err);
     if (st == DL_OK)
-        st = srv_file_write_atomic(meta, text, strlen(text), err);
+        st = dl_file_write_atomic(meta, text, strlen(text), err);
     if (st != DL_OK)
         unlink(data);
     pthread_mutex_unlock(&s->mu);

@@ -81,10 +81,6 @@ int64_t srv_store_count(srv_store *s);
 void srv_store_lock(srv_store *s);
 void srv_store_unlock(srv_store *s);
 
-/* Writes data (n bytes) to path atomically: a temporary file beside it,
- * fsync, rename, fsync of the directory.  Shared with the job runner. */
-dl_status srv_file_write_atomic(const char *path, const void *data, size_t n, dl_error *err);
-
 /* fsyncs the directory at path. */
 dl_status srv_dir_sync(const char *path, dl_error *err);
 

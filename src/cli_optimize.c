@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "dl_file.h"
 #include "sel.h"
 #include "sel_npy.h"
 #include "sel_npz.h"
@@ -558,14 +559,14 @@ static int finish_output(opt_out *o, const char *path)
         dl_error_set(&err, DL_ERR_NOMEM, "out of memory buffering the output");
         return cli_report(&err);
     }
-    sel_npy_atomic at;
-    if (sel_npy_atomic_begin(&at, path, &err) != DL_OK)
+    dl_file_atomic at;
+    if (dl_file_atomic_begin(&at, path, &err) != DL_OK)
         return cli_report(&err);
-    if (sel_npy_atomic_write(&at, o->buf ? o->buf : "", o->len, &err) != DL_OK) {
-        sel_npy_atomic_abort(&at);
+    if (dl_file_atomic_write(&at, o->buf ? o->buf : "", o->len, &err) != DL_OK) {
+        dl_file_atomic_abort(&at);
         return cli_report(&err);
     }
-    if (sel_npy_atomic_commit(&at, &err) != DL_OK)
+    if (dl_file_atomic_commit(&at, &err) != DL_OK)
         return cli_report(&err);
     return CLI_EXIT_OK;
 }

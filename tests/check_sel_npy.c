@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "dl_file.h"
 #include "dl_test.h"
 #include "sel_npy.h"
 #include "sel_npz.h"
@@ -471,7 +472,7 @@ START_TEST(test_buffer_borrow_and_misaligned)
     free(img);
     sel_npy_mat_free(NULL);
     sel_npz_csr_free(NULL);
-    sel_npy_atomic_abort(NULL);
+    dl_file_atomic_abort(NULL);
 }
 END_TEST
 

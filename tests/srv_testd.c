@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dl_file.h"
 #include "rec.h"
 #include "srv_app.h"
 
@@ -83,7 +84,7 @@ static dl_status write_json(const char *dir, const char *name, json_t *v, dl_err
     json_decref(v);
     if (!text)
         return dl_error_set(err, DL_ERR_NOMEM, "out of memory");
-    dl_status st = srv_file_write_atomic(path, text, strlen(text), err);
+    dl_status st = dl_file_write_atomic(path, text, strlen(text), err);
     free(text);
     return st;
 }
@@ -167,7 +168,7 @@ static dl_status test_run(void *self, const srv_job_run *job, dl_error *err)
         struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         snprintf(num, sizeof num, "%lld\n", (long long)(s + 1));
-        st = srv_file_write_atomic(path, num, strlen(num), err);
+        st = dl_file_write_atomic(path, num, strlen(num), err);
     }
     if (st == DL_OK) {
         job->progress(job->progress_ctx, "pairs", steps, steps);
