@@ -31,41 +31,7 @@
 #include "lm_backend.h"
 #include "lm_model.h"
 #include "lm_score.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double sgemm_gflops(int threads)
-{
-    int n = 2048;
-    float *a = malloc(sizeof(float) * (size_t)n * n), *b = malloc(sizeof(float) * (size_t)n * n);
-    float *c = malloc(sizeof(float) * (size_t)n * n);
-    if (!a || !b || !c)
-        return 0;
-    for (size_t i = 0; i < (size_t)n * n; i++) {
-        a[i] = (float)(i % 7) * 1e-3f;
-        b[i] = (float)(i % 5) * 1e-3f;
-    }
-    openblas_set_num_threads(threads);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        double t = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        double g = 2.0 * n * (double)n * n / (now() - t) / 1e9;
-        best = g > best ? g : best;
-    }
-    free(a);
-    free(b);
-    free(c);
-    /* The blas backend's lanes each need a single-threaded OpenBLAS. */
-    openblas_set_num_threads(1);
-    return best;
-}
+#include "bench_common.h"
 
 #ifndef DL_TOP_SRCDIR
 #define DL_TOP_SRCDIR "."

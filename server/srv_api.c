@@ -208,8 +208,8 @@ static enum MHD_Result job_create(srv_req *r)
     if (!srv_jobs_can_run(app->jobs)) {
         json_decref(spec);
         return srv_http_error_msg(r, 501, DL_ERR_UNSUPPORTED,
-                                  "selection pipeline not built yet: this delift-server "
-                                  "cannot run selection jobs");
+                                  "this server runs no selection executor: it cannot run "
+                                  "selection jobs");
     }
     json_t *job = NULL;
     int replayed = 0;

@@ -3,9 +3,10 @@
  *
  * srv_app_main() is the whole program (flags, start, signals, drain) so
  * that delift-server (srv_main.c) and the test daemon (tests/srv_testd.c)
- * run the same code and differ only in the executor they pass: NULL in
- * delift-server until the selection pipeline exists (selection jobs are
- * then refused with 501), a test executor in the test daemon.
+ * run the same code and differ only in the executor they pass: the
+ * selection pipeline's in delift-server (srv_exec_select.h), a test
+ * executor in the test daemon; with NULL, selection jobs are refused with
+ * 501.
  *
  * HTTP layer (srv_http.c): libmicrohttpd with one thread per connection, so
  * a slow or stalled client blocks only its own thread; connection, per-IP

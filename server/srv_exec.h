@@ -3,9 +3,10 @@
  *
  * The runner (srv_jobs.h) owns queueing, state, durability and results; an
  * executor only turns one job into three output files.  The real executor
- * is the selection pipeline (`delift select`, issue 5); until it exists the
- * server runs with no executor and refuses selection jobs with 501.  Tests
- * register their own executor (tests/srv_testd.c) to exercise the runner.
+ * runs the selection pipeline, the code of `delift select`
+ * (srv_exec_select.h); a server started with no executor refuses selection
+ * jobs with 501.  Tests register their own executor (tests/srv_testd.c) to
+ * exercise the runner.
  *
  * Contract of run():
  *   - called on a worker thread; several jobs may run at once, so run()

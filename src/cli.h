@@ -30,6 +30,10 @@ int cli_optimize_main(int argc, char **argv);
 int cli_tokenize_main(int argc, char **argv);
 int cli_model_score_main(int argc, char **argv);
 int cli_generate_main(int argc, char **argv);
+int cli_select_main(int argc, char **argv);
+int cli_score_main(int argc, char **argv);
+int cli_eval_main(int argc, char **argv);
+int cli_cache_main(int argc, char **argv);
 
 /* ---- shared helpers (cli_util.c) ------------------------------------- */
 

@@ -14,6 +14,10 @@ typedef struct cli_command {
 
 /* One line per subcommand, in the order --help lists them. */
 static const cli_command commands[] = {
+    {"select", "select a subset of a pool with DELIFT (utility kernels + greedy)", cli_select_main},
+    {"score", "compute DELIFT's utility kernels of a pool and write them as .npy", cli_score_main},
+    {"eval", "measure a subset as in-context examples for held-out records", cli_eval_main},
+    {"cache", "show, locate or clear the score cache (resumable runs)", cli_cache_main},
     {"records", "inspect and validate a pool of records (JSONL or a JSON array)", cli_records_main},
     {"model", "GGUF models: describe a file (info), score a target (score)", cli_model_main},
     {"optimize", "pick a subset greedily from kernel files (.npy, .npz)", cli_optimize_main},

@@ -312,7 +312,7 @@ req GET "/v1/selections/$tjob/manifest" -H "$AUTH"
 [ "$(field .resumed_from)" -ge 1 ] || bad "drained job did not resume: $(cat "$work/body")"
 stop_daemon TERM
 
-# ---- delift-server itself: no executor yet -------------------------------------------------------
+# ---- delift-server itself (the selection executor; real selections: srv_select_e2e.sh) ----------
 # settings from a config file this time; one model file is missing
 printf '# delift-server\nlisten = 127.0.0.1:0\ndata-dir = %s\nmodel = mini=%s\nmodel = gone=%s\n' \
     "$work/data2" "$work/model.gguf" "$work/missing.gguf" >"$work/conf"
@@ -343,8 +343,14 @@ if [ -r "$gsm" ]; then # a real pool (750 KB), streamed
 else
     echo "skip: ../shared/datasets/gsm8k absent"
 fi
-post_job "$(spec 2)"; expect_error 501 unsupported "selection refused: pipeline not built"
-field .error.message | grep -q 'selection pipeline not built yet' || bad "501 message"
+# "mini" is not a GGUF model: the job is accepted, then fails with a clean
+# error that names the model by its role, never by its path.
+post_job "$(spec 2)"; expect 202 "delift-server accepts a selection job"
+sjob=$(field .id)
+wait_state "$sjob" failed && ok "a job on a broken model fails"
+case $(field .error.type) in input|unsupported) true ;; *) false ;; esac && field .error.message | grep -q '^model: ' \
+    && ok "model error: $(field .error.message)" || bad "model error: $(cat "$work/body")"
+grep -q -F -e "$work" -e model.gguf "$work/body" && bad "the job error leaks a server path: $(cat "$work/body")"
 post_job "$(spec 0)"; expect_error 400 usage "specs are still validated"
 stop_daemon TERM
 "$server" --data-dir "$work/x" --workers 0 >/dev/null 2>&1; [ $? = 1 ] && ok "bad flag: exit 1" || bad "--workers 0 accepted"
