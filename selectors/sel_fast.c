@@ -473,12 +473,15 @@ static void init_dense(void *arg, int tid, int nt)
     for (int64_t i = 0; i < f->m && lo < hi; i++) {
         const float *row = k->data + i * k->stride;
         float m0 = f->memo[i];
-        int64_t bad = row_blocks(row, lo, hi, f->bmax + i * f->nblocks);
+        float *bm = f->bmax + i * f->nblocks;
+        int64_t bad = row_blocks(row, lo, hi, bm);
         if (bad >= 0) {
             jb->bad_row[tid] = i;
             jb->bad_col[tid] = bad;
             return;
         }
+        for (int64_t b = lo / SEL_BLOCK; b * SEL_BLOCK < hi; b++)
+            f->bmaxt[b * f->m + i] = bm[b];
         float cap = flmi ? f->cap[i] : 0.0f;
         if (flmi && m0 >= cap)
             continue; /* the row can add nothing */
@@ -507,6 +510,12 @@ static dl_status init_csr(sel_fn *f, dl_error *err)
     if (f->m > INT32_MAX)
         return dl_error_set(err, DL_ERR_UNSUPPORTED,
                             "sparse kernels with more than 2^31 rows are not supported");
+    if (!f->log_head)
+        f->log_head = malloc((size_t)(f->m ? f->m : 1) * sizeof *f->log_head);
+    if (!f->log_head)
+        return dl_error_set(err, DL_ERR_NOMEM, "out of memory for the memo log");
+    for (int64_t i = 0; i < f->m; i++)
+        f->log_head[i] = -1; /* no rise yet (a reset empties the log too) */
     sel_csc *c = &f->csc;
     c->colptr = calloc((size_t)f->n + 1, sizeof *c->colptr);
     c->rows = malloc((size_t)(k->nnz ? k->nnz : 1) * sizeof *c->rows);
@@ -539,12 +548,13 @@ dl_status sel_fast_init(sel_fn *f, dl_error *err)
 {
     if (f->p.kernel->kind == SEL_KERNEL_CSR)
         return init_csr(f, err);
-    if (!f->bmax) {
-        f->nblocks = (f->n + SEL_BLOCK - 1) / SEL_BLOCK;
+    f->nblocks = (f->n + SEL_BLOCK - 1) / SEL_BLOCK;
+    if (!f->bmax)
         f->bmax = malloc((size_t)(f->m * f->nblocks + 1) * sizeof *f->bmax);
-        if (!f->bmax)
-            return dl_error_set(err, DL_ERR_NOMEM, "out of memory for the block maxima");
-    }
+    if (!f->bmaxt)
+        f->bmaxt = malloc((size_t)(f->m * f->nblocks + 1) * sizeof *f->bmaxt);
+    if (!f->bmax || !f->bmaxt)
+        return dl_error_set(err, DL_ERR_NOMEM, "out of memory for the block maxima");
     if (f->threads > 1 && !f->pool) {
         int nt = f->threads > 64 ? 64 : f->threads;
         f->pool = pool_new(nt); /* NULL: fall back to one thread */
@@ -630,24 +640,35 @@ static void memo_log(sel_fn *f, int64_t i, float mo)
     if (f->log_cap < 0)
         return;
     if (f->log_len == f->log_cap) {
+        /* entries are indexed by int32 (rows, chains): stop logging beyond */
         int64_t cap = f->log_cap ? 2 * f->log_cap : 1024;
-        int32_t *r = realloc(f->log_row, (size_t)cap * sizeof *r);
+        cap = cap > INT32_MAX ? INT32_MAX : cap;
+        int32_t *r = cap > f->log_cap ? realloc(f->log_row, (size_t)cap * sizeof *r) : NULL;
         if (r)
             f->log_row = r;
         int32_t *st = r ? realloc(f->log_step, (size_t)cap * sizeof *st) : NULL;
         if (st)
             f->log_step = st;
         float *o = st ? realloc(f->log_old, (size_t)cap * sizeof *o) : NULL;
-        if (!o) {
+        if (o)
+            f->log_old = o;
+        int32_t *pv = o && f->log_head ? realloc(f->log_prev, (size_t)cap * sizeof *pv) : NULL;
+        if (pv)
+            f->log_prev = pv;
+        if (!o || (f->log_head && !pv)) {
             f->log_cap = -1;
             return;
         }
-        f->log_old = o;
         f->log_cap = cap;
     }
-    f->log_row[f->log_len] = (int32_t)i;
-    f->log_step[f->log_len] = f->step;
-    f->log_old[f->log_len++] = mo;
+    int64_t e = f->log_len++;
+    f->log_row[e] = (int32_t)i;
+    f->log_step[e] = f->step;
+    f->log_old[e] = mo;
+    if (f->log_head) {
+        f->log_prev[e] = f->log_head[i];
+        f->log_head[i] = (int32_t)e;
+    }
 }
 
 /* Work below this many kernel elements is not worth waking the pool. */
@@ -661,22 +682,31 @@ void sel_fast_add(sel_fn *f, int64_t a)
     f->step++;
     if (k->kind == SEL_KERNEL_DENSE) {
         const float *col = k->data + a;
+        /* Rows whose memo is below the maximum of a's block: a contiguous,
+         * branch-free pass over one line of the transposed block maxima.
+         * Any other row's memo already tops S[i][a], so its (cache- and
+         * TLB-missing) kernel read is skipped.  The candidates go to
+         * changed[] and are compacted in place into the changed rows. */
+        const float *bt = f->bmaxt + (a / SEL_BLOCK) * f->m;
+        int64_t *cand = f->changed, ncand = 0;
+        for (int64_t i = 0; i < f->m; i++) {
+            cand[ncand] = i;
+            ncand += bt[i] > f->memo[i];
+        }
         /* The column is one cache line (and page) per row: ask for rows
          * ahead so the misses overlap instead of queueing. */
-        enum { AHEAD = 24 };
-        const float *bcol = f->bmax + a / SEL_BLOCK;
-        for (int64_t i = 0; i < f->m; i++) {
-            /* a row whose memo already tops a's whole block cannot change:
-             * skip its (cache- and TLB-missing) kernel read */
-            if (bcol[i * f->nblocks] <= f->memo[i])
-                continue;
-            if (i + AHEAD < f->m)
-                __builtin_prefetch(col + (i + AHEAD) * k->stride);
+        enum { AHEAD = 16 };
+        for (int64_t c = 0; c < ncand && c < AHEAD; c++)
+            __builtin_prefetch(col + cand[c] * k->stride);
+        for (int64_t c = 0; c < ncand; c++) {
+            int64_t i = cand[c];
+            if (c + AHEAD < ncand)
+                __builtin_prefetch(col + cand[c + AHEAD] * k->stride);
             float s = col[i * k->stride];
             if (s > f->memo[i]) {
                 /* flmi: a row already at its cap changes no gain */
                 if (!flmi || f->memo[i] < f->cap[i]) {
-                    f->changed[nc] = i;
+                    f->changed[nc] = i; /* nc <= c: never overwrites a candidate ahead */
                     f->changed_old[nc++] = f->memo[i];
                 }
                 memo_log(f, i, f->memo[i]);

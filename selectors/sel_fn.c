@@ -46,11 +46,14 @@ void sel_fn_free(sel_fn *f)
     free(f->gain);
     free(f->touched);
     free(f->bmax);
+    free(f->bmaxt);
     free(f->changed);
     free(f->changed_old);
     free(f->log_row);
     free(f->log_step);
     free(f->log_old);
+    free(f->log_head);
+    free(f->log_prev);
     sel_csc_free(&f->csc);
     free(f);
 }
@@ -347,10 +350,37 @@ static inline float flmi_term(float s, float m, float cap)
     return (hi < cap ? hi : cap) - (m < cap ? m : cap);
 }
 
+/* The same sum over a CSR column view: only the rows that store column j,
+ * in increasing row order.  Every other row adds a +0 term (memo >= 0), which
+ * leaves a double sum of non-negative terms unchanged, so the bits are those
+ * of the all-rows sum.  undo: form it over the memo as it was after the
+ * first `steps` picks (the memo log's per-row chains), else the memo now. */
+static double gain_fl_csc(const sel_fn *f, int64_t j, int undo, int64_t steps)
+{
+    const sel_kernel *k = f->p.kernel;
+    const sel_csc *c = &f->csc;
+    int flmi = f->p.fn == SEL_FN_FLMI;
+    double g = 0;
+    for (int64_t e = c->colptr[j]; e < c->colptr[j + 1]; e++) {
+        int64_t i = c->rows[e];
+        float m = f->memo[i];
+        /* undo row i's rises after pick `steps`, newest first: the oldest
+         * undone one holds the memo of then */
+        for (int32_t l = undo ? f->log_head[i] : -1; l >= 0 && f->log_step[l] > steps;
+             l = f->log_prev[l])
+            m = f->log_old[l];
+        float s = sel_kernel_at(k, i, j);
+        g += flmi ? flmi_term(s, m, f->cap[i]) : fl_term(s, m);
+    }
+    return g;
+}
+
 static double gain_fl_family(const sel_fn *f, int64_t j)
 {
     const sel_kernel *k = f->p.kernel;
     double g = 0;
+    if (f->csc.colptr)
+        return gain_fl_csc(f, j, 0, 0);
     if (f->p.fn == SEL_FN_FLMI) {
         for (int64_t i = 0; i < f->m; i++)
             g += flmi_term(sel_kernel_at(k, i, j), f->memo[i], f->cap[i]);
@@ -369,6 +399,8 @@ double sel_fn_gain_at_step(sel_fn *f, int64_t j, int64_t steps)
 {
     if (f->log_cap < 0 || !f->changed_old)
         return gain_fl_family(f, j);
+    if (f->csc.colptr)
+        return gain_fl_csc(f, j, 1, steps);
     float *m = f->changed_old;
     memcpy(m, f->memo, (size_t)f->m * sizeof *m);
     /* log_step is the step count after the rise's pick began: picks

@@ -30,9 +30,10 @@ static inline float sel_kernel_at(const sel_kernel *k, int64_t i, int64_t j)
     return 0.0f;
 }
 
-/* The column view of a CSR kernel: for column j, the rows that store it and
- * the position of the entry (so the value comes from the caller's arrays).
- * Built only by the optimisers for the facility-location family on CSR. */
+/* The column view of a CSR kernel: for column j, the rows that store it, in
+ * increasing row order (a value is then found by a search of that row, which
+ * k-nearest rows keep short).  Built only by the optimisers for the
+ * facility-location family on CSR. */
 /* Graph cut on CSR folds pending picks into every column sum after this many. */
 #define SEL_GC_BATCH 32
 
@@ -49,7 +50,6 @@ typedef enum sel_gc_mode { SEL_GC_PENDING, SEL_GC_SYMMETRIC } sel_gc_mode;
 typedef struct sel_csc {
     int64_t *colptr; /* (cols + 1) */
     int32_t *rows;   /* (nnz) row of each entry, column-major */
-    int64_t *pos;    /* (nnz) index into the CSR arrays */
 } sel_csc;
 
 struct sel_fn {
@@ -79,6 +79,8 @@ struct sel_fn {
     int32_t step;      /* picks applied to the table */
     sel_csc csc;       /* CSR column view, or all NULL */
     float *bmax;       /* (m, nblocks) dense: max of each SEL_BLOCK columns of a row */
+    float *bmaxt;      /* (nblocks, m) dense: bmax transposed, so that a pick's
+                        * column scan reads one contiguous line of it */
     int64_t nblocks;
     int threads;
     struct sel_pool *pool; /* worker threads for the dense sweeps, or NULL */
@@ -87,6 +89,11 @@ struct sel_fn {
     int32_t *log_row, *log_step;
     float *log_old;
     int64_t log_len, log_cap;
+    /* CSR only: each row's rises chained newest first (log_head[i], then
+     * log_prev[e]; -1 ends), so that a column's memo of then costs its
+     * rows' rises since, not O(m).  NULL for dense kernels. */
+    int32_t *log_head; /* (m) */
+    int32_t *log_prev; /* (log_cap) */
     int64_t *changed;  /* (m) scratch: rows whose memo a pick raises */
     float *changed_old; /* (m) scratch: their old memo */
 };
@@ -110,8 +117,9 @@ double sel_fn_gain_update(sel_fn *f, int64_t j);
 
 /* FL family, optimisers only: the reference's (column-sum) gain of j as it
  * was after the first `steps` picks (steps <= |A|): the memo of then, undone
- * from the memo log, then one column sum; O(m + memo rises since).  Uses
- * changed_old as scratch. */
+ * from the memo log, then one column sum.  Dense: O(m + memo rises since),
+ * with changed_old as scratch; CSR: O(entries of column j times their row
+ * lengths + those rows' rises since). */
 double sel_fn_gain_at_step(sel_fn *f, int64_t j, int64_t steps);
 
 /* f(A) from the memo (FL family: equal to sel_fn_value bit for bit, O(m));

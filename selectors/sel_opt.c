@@ -224,7 +224,10 @@ static dl_status run_naive(run *r, dl_error *err)
     return DL_OK;
 }
 
-/* ---- a max-heap of (key, index), ordered as std::pair<double, ll> ---------- */
+/* ---- a max-heap of (key, index), ordered as std::pair<double, ll> ----------
+ *
+ * The shape never changes an answer: (key, index) is a strict total order
+ * over distinct indices, so the items in the heap alone fix its top. */
 
 typedef struct heap_item {
     double key;
@@ -241,44 +244,55 @@ static int heap_less(heap_item x, heap_item y)
     return x.key < y.key || (x.key == y.key && x.idx < y.idx);
 }
 
+/* The larger child of node i, or -1 for a leaf. */
+static int64_t heap_big_child(const heap *h, int64_t i)
+{
+    int64_t l = 2 * i + 1, r = l + 1;
+    if (l >= h->len)
+        return -1;
+    return r < h->len && heap_less(h->a[l], h->a[r]) ? r : l;
+}
+
 static void heap_sift_down(heap *h, int64_t i)
 {
+    heap_item it = h->a[i];
     for (;;) {
-        int64_t l = 2 * i + 1, r = l + 1, big = i;
-        if (l < h->len && heap_less(h->a[big], h->a[l]))
-            big = l;
-        if (r < h->len && heap_less(h->a[big], h->a[r]))
-            big = r;
-        if (big == i)
-            return;
-        heap_item t = h->a[i];
+        int64_t big = heap_big_child(h, i);
+        if (big < 0 || !heap_less(it, h->a[big]))
+            break;
         h->a[i] = h->a[big];
-        h->a[big] = t;
         i = big;
     }
+    h->a[i] = it;
 }
 
 static void heap_push(heap *h, heap_item it)
 {
     int64_t i = h->len++;
-    h->a[i] = it;
     while (i > 0) {
         int64_t p = (i - 1) / 2;
-        if (!heap_less(h->a[p], h->a[i]))
+        if (!heap_less(h->a[p], it))
             break;
-        heap_item t = h->a[p];
-        h->a[p] = h->a[i];
-        h->a[i] = t;
+        h->a[i] = h->a[p];
         i = p;
     }
+    h->a[i] = it;
 }
 
 static heap_item heap_pop(heap *h)
 {
     heap_item top = h->a[0];
     h->a[0] = h->a[--h->len];
-    heap_sift_down(h, 0);
+    if (h->len > 0)
+        heap_sift_down(h, 0);
     return top;
+}
+
+/* Index of the item that tops the heap once the root is popped (its larger
+ * child), or -1 when the root is alone. */
+static int64_t heap_next(const heap *h)
+{
+    return heap_big_child(h, 0);
 }
 
 static void heap_build(heap *h)
@@ -346,13 +360,30 @@ static dl_status run_lazy(run *r, dl_error *err)
             r->out->stop = SEL_STOP_COST;
             break;
         }
-        heap_item top = heap_pop(&h);
-        if (!fits(r, top.idx))
+        heap_item top = h.a[0];
+        if (!fits(r, top.idx)) {
+            heap_pop(&h);
             continue; /* the cost budget only shrinks: it never fits again */
+        }
         double g = gain_of(r, top.idx), s = score(r, top.idx, g);
-        /* The reference reads the new top even when the heap is empty (its
-         * budget < n rule avoids that); an empty heap accepts. */
-        int accept = h.len == 0 || s >= h.a[0].key;
+        /* The top once x is popped: the larger child.  The reference reads
+         * it even when the heap would be empty (its budget < n rule avoids
+         * that); an empty heap accepts. */
+        int64_t next = heap_next(&h);
+        int accept = next < 0 || s >= h.a[next].key;
+        if (!accept && !(r->f->gain && close_call(s, h.a[next].key))) {
+            /* the usual rejection: x goes back with its fresh key.  Replacing
+             * the root and sifting it down keeps the same set of (key,
+             * index) pairs as pop + push (so the same later tops), and sifts
+             * the fresh key only as deep as it belongs, where a pop sifts
+             * the last leaf all the way down and a push then sifts up. */
+            h.a[0].key = s;
+            heap_sift_down(&h, 0);
+            if (r->f->gain)
+                keystep[top.idx] = r->f->step;
+            continue;
+        }
+        heap_pop(&h);
         if (r->f->gain && h.len > 0 && close_call(s, h.a[0].key)) {
             g = exact_gain(r, top.idx);
             s = score(r, top.idx, g);

@@ -4,7 +4,8 @@
  * CSR == strided == two threads; greedy vs the brute-force optimum and the
  * 1 - 1/e bound (n <= 12); f(A) == the sum of the greedy gains; stochastic
  * runs reproducible per seed; costs and stops against a plain greedy
- * written here.
+ * written here; the memo log (sel_fn_gain_at_step, behind the lazy tie
+ * settling) against gains formed without it.
  */
 #include <float.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 
 #include "dl_test.h"
 #include "sel.h"
+#include "sel_impl.h" /* sel_fn_create, sel_fn_gain_at_step: the memo log */
 
 /* ---- random kernels (the tests' own generator, independent of sel) -------- */
 
@@ -634,6 +636,102 @@ START_TEST(test_gc_direct_sums)
 }
 END_TEST
 
+/* ---- the memo log behind the lazy tie settling ------------------------------ */
+
+/* fl's gain of j over the memo of the first `steps` picks, formed here from
+ * the kernel alone (memo from scratch, float32 terms, double sum in row
+ * order: the reference's arithmetic). */
+static double fl_direct(const float *s, int64_t m, int64_t n, const int64_t *picks,
+                        int64_t steps, int64_t j)
+{
+    double g = 0;
+    for (int64_t i = 0; i < m; i++) {
+        float mx = 0.0f;
+        for (int64_t t = 0; t < steps; t++)
+            mx = s[i * n + picks[t]] > mx ? s[i * n + picks[t]] : mx;
+        float v = s[i * n + j];
+        g += v > mx ? v - mx : 0.0f;
+    }
+    return g;
+}
+
+/* sel_fn_gain_at_step (the memo log undone back to an earlier pick, used by
+ * the lazy greedy to form the reference's stored heap keys) against gains
+ * formed without any log: a plain sel_fn replaying the same picks, and for
+ * fl the direct sum above.  Kernels with a wide dynamic range (where the
+ * incremental table itself may round differently) and negative entries,
+ * n not a multiple of the block width, dense and CSR, after a reset too. */
+START_TEST(test_memo_log_gain_at_step)
+{
+    const sel_fn_kind fns[] = {SEL_FN_FL, SEL_FN_FLMI, SEL_FN_FLCG};
+    for (size_t v = 0; v < sizeof fns / sizeof fns[0]; v++)
+        for (int layout = 0; layout < 2; layout++) {
+            g_state = 0x9E3779B97F4A7C15ULL + v * 2 + (uint64_t)layout;
+            const int64_t m = 45, n = 131, picks = 25;
+            prob x;
+            prob_make(&x, fns[v], m, n, -0.2);
+            for (int64_t e = 0; e < m * n; e++) /* 1 down to about 1e-26 */
+                if (x.s[e] > 0.0f)
+                    x.s[e] = (float)exp(-60.0 * urand());
+            csr c = {0};
+            sel_kernel kc;
+            if (layout == 1) {
+                for (int64_t e = 0; e < m * n; e++)
+                    if (urand() < 0.4)
+                        x.s[e] = 0.0f;
+                csr_from_dense(&c, x.s, m, n, 0);
+                sel_kernel_csr(&kc, m, n, c.indptr, c.indices, SEL_INDEX_I32, c.values);
+                x.pb.kernel = &kc;
+            }
+            sel_fn *f;
+            dl_error err;
+            dl_error_clear(&err);
+            ck_assert_msg(sel_fn_create(&x.pb, 1, 1, &f, &err) == DL_OK, "%s", err.message);
+            ck_assert_ptr_nonnull(f->gain); /* the incremental path, with its log */
+            for (int round = 0; round < 2; round++) {
+                int64_t order[131];
+                for (int64_t j = 0; j < n; j++)
+                    order[j] = j;
+                for (int64_t j = n - 1; j > 0; j--) { /* a random pick order */
+                    int64_t r = (int64_t)(urand() * (double)(j + 1)), t = order[j];
+                    order[j] = order[r];
+                    order[r] = t;
+                }
+                for (int64_t t = 0; t < picks; t++)
+                    ck_assert_int_eq(sel_fn_add(f, order[t], NULL), DL_OK);
+                ck_assert_int_gt(f->log_len, 0);
+                sel_fn *ref;
+                ck_assert_int_eq(sel_fn_new(&x.pb, &ref, NULL), DL_OK);
+                for (int64_t st = 0; st <= picks; st++) {
+                    for (int64_t j = 0; j < n; j++) {
+                        double g = sel_fn_gain_at_step(f, j, st);
+                        ck_assert_msg(g == sel_fn_gain(ref, j),
+                                      "fn %d layout %d round %d: gain of %lld after %lld "
+                                      "picks %.17g vs %.17g", (int)fns[v], layout, round,
+                                      (long long)j, (long long)st, g, sel_fn_gain(ref, j));
+                        if (fns[v] == SEL_FN_FL && !ref->in[j])
+                            ck_assert_msg(g == fl_direct(x.s, m, n, order, st, j),
+                                          "fl direct, item %lld step %lld", (long long)j,
+                                          (long long)st);
+                    }
+                    if (st < picks)
+                        ck_assert_int_eq(sel_fn_add(ref, order[st], NULL), DL_OK);
+                }
+                /* undoing nothing is the memo now */
+                for (int64_t j = 0; j < n; j++)
+                    ck_assert(sel_fn_gain_at_step(f, j, picks) == sel_fn_gain(f, j));
+                sel_fn_free(ref);
+                sel_fn_reset(f); /* the log must start again */
+                ck_assert_int_eq(f->log_len, 0);
+            }
+            sel_fn_free(f);
+            if (layout == 1)
+                csr_free(&c);
+            prob_free(&x);
+        }
+}
+END_TEST
+
 static Suite *prop_suite(void)
 {
     Suite *s = suite_create("sel_prop");
@@ -648,6 +746,7 @@ static Suite *prop_suite(void)
     tcase_add_test(tc, test_budget_fraction);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_gc_direct_sums);
+    tcase_add_test(tc, test_memo_log_gain_at_step);
     suite_add_tcase(s, tc);
     return s;
 }
