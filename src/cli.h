@@ -9,6 +9,8 @@
 #ifndef DL_CLI_H
 #define DL_CLI_H
 
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -56,5 +58,45 @@ int cli_parse_double(const char *s, double *out);
 
 /* True when stream is a terminal (progress output is quiet otherwise). */
 int cli_isatty(FILE *stream);
+
+/* ---- progress and interrupts (cli_progress.c) ------------------------ */
+
+/* --progress: auto (text on a terminal, else none), text, json, none. */
+typedef enum cli_progress_mode {
+    CLI_PROGRESS_AUTO = 0,
+    CLI_PROGRESS_TEXT = 1,
+    CLI_PROGRESS_JSON = 2,
+    CLI_PROGRESS_NONE = 3
+} cli_progress_mode;
+
+/* 0 and *out set, or -1 for an unknown name. */
+int cli_progress_mode_parse(const char *s, cli_progress_mode *out);
+
+/* Progress on stderr: text lines rewritten in place ("phase done/total
+ * (pct) rate/s ETA m:ss"), or one JSON object per line
+ * ({"phase","done","total","elapsed_s","rate","eta_s"}), at most 4 (text)
+ * or 1 (JSON) per second plus the first and last of each phase. */
+typedef struct cli_progress {
+    cli_progress_mode mode; /* resolved: never AUTO */
+    char phase[16];
+    double phase_t0, last;
+    int64_t done0;
+    int open_line;
+} cli_progress;
+
+/* Resolves AUTO; returns 1 when there is anything to report. */
+int cli_progress_init(cli_progress *p, cli_progress_mode mode);
+/* The callback for library progress hooks; ctx is a cli_progress. */
+void cli_progress_update(void *ctx, const char *phase, int64_t done, int64_t total);
+/* Ends an open text line. */
+void cli_progress_finish(cli_progress *p);
+
+/* While installed, SIGINT and SIGTERM set *flag (cleared at install), which
+ * the library polls to stop with DL_ERR_CANCELLED.  One at a time. */
+typedef struct cli_signals {
+    struct sigaction old_int, old_term;
+} cli_signals;
+void cli_signals_install(cli_signals *s, atomic_int *flag);
+void cli_signals_restore(cli_signals *s);
 
 #endif /* DL_CLI_H */

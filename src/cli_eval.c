@@ -4,23 +4,20 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "dl_file.h"
 #include "ev.h"
 
-typedef enum ev_prog_mode { EV_PROG_AUTO, EV_PROG_TEXT, EV_PROG_JSON, EV_PROG_NONE } ev_prog_mode;
 
 typedef struct eval_args {
     ev_params p;
     const char *per_record; /* --per-record FILE */
     int json, quiet;
-    ev_prog_mode progress;
+    cli_progress_mode progress;
 } eval_args;
 
 static void eval_usage(FILE *out)
@@ -68,55 +65,6 @@ static void eval_usage(FILE *out)
             "failure, 130 interrupted (SIGINT/SIGTERM).\n");
 }
 
-/* ---- progress ------------------------------------------------------------------- */
-
-typedef struct eval_prog {
-    ev_prog_mode mode;
-    char phase[16];
-    double phase_t0, last;
-    int open_line;
-} eval_prog;
-
-static double mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void on_progress(void *ctx, const char *phase, int64_t done, int64_t total)
-{
-    eval_prog *ps = ctx;
-    double t = mono();
-    int new_phase = strcmp(ps->phase, phase) != 0;
-    if (new_phase) {
-        if (ps->open_line)
-            fputc('\n', stderr);
-        ps->open_line = 0;
-        snprintf(ps->phase, sizeof ps->phase, "%s", phase);
-        ps->phase_t0 = t;
-        ps->last = 0;
-    }
-    /* at most 4 lines a second (1 in JSON), but always the first and last of a phase */
-    if (!new_phase && done < total && t - ps->last < (ps->mode == EV_PROG_JSON ? 1.0 : 0.25))
-        return;
-    ps->last = t;
-    double el = t - ps->phase_t0;
-    double rate = el > 0 ? (double)done / el : 0.0;
-    if (ps->mode == EV_PROG_JSON) {
-        fprintf(stderr,
-                "{\"phase\":\"%s\",\"done\":%lld,\"total\":%lld,\"elapsed_s\":%.3f,"
-                "\"rate\":%.3f}\n",
-                phase, (long long)done, (long long)total, el, rate);
-    } else {
-        fprintf(stderr, "\rdelift: %-7s %lld/%lld (%3.0f%%)  %.1f/s   ", phase, (long long)done,
-                (long long)total, total > 0 ? 100.0 * (double)done / (double)total : 100.0,
-                rate);
-        ps->open_line = 1;
-    }
-    fflush(stderr);
-}
-
 /* ---- arguments ------------------------------------------------------------------ */
 
 /* Returns -1 to go on, else an exit code. */
@@ -143,14 +91,9 @@ static int parse_value(eval_args *a, const char *opt, const char *v)
             return cli_usage_error("eval", "--per-record: empty file name");
         a->per_record = v;
     } else if (!strcmp(opt, "--progress")) {
-        static const char *const names[] = {"auto", "text", "json", "none"};
-        int k = 0;
-        while (k < 4 && strcmp(v, names[k]))
-            k++;
-        if (k == 4)
+        if (cli_progress_mode_parse(v, &a->progress))
             return cli_usage_error("eval", "--progress: '%s' (expected auto, text, json, none)",
                                    v);
-        a->progress = (ev_prog_mode)k;
     }
     return -1;
 }
@@ -282,12 +225,6 @@ static dl_status write_per_record(dl_file_atomic *f, const ev_report *r, dl_erro
 
 static atomic_int eval_cancel;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    atomic_store(&eval_cancel, 1);
-}
-
 int cli_eval_main(int argc, char **argv)
 {
     eval_args a;
@@ -296,25 +233,16 @@ int cli_eval_main(int argc, char **argv)
     int rc = parse_args(&a, argc, argv);
     if (rc >= 0)
         return rc;
-    eval_prog ps;
-    memset(&ps, 0, sizeof ps);
-    ps.mode = a.quiet ? EV_PROG_NONE : a.progress;
-    if (ps.mode == EV_PROG_AUTO)
-        ps.mode = cli_isatty(stderr) ? EV_PROG_TEXT : EV_PROG_NONE;
-    if (ps.mode != EV_PROG_NONE) {
-        a.p.progress = on_progress;
+    cli_progress ps;
+    if (cli_progress_init(&ps, a.quiet ? CLI_PROGRESS_NONE : a.progress)) {
+        a.p.progress = cli_progress_update;
         a.p.progress_ctx = &ps;
     }
     /* signals first: an interrupt from here on cancels the run, and the
      * temporary --per-record file is removed on the way out */
-    atomic_store(&eval_cancel, 0);
     a.p.cancel = &eval_cancel;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    cli_signals sig;
+    cli_signals_install(&sig, &eval_cancel);
     dl_error err;
     dl_error_clear(&err);
     dl_file_atomic pr; /* --per-record, zeroed: aborting it is a no-op */
@@ -325,10 +253,8 @@ int cli_eval_main(int argc, char **argv)
         s = dl_file_atomic_begin(&pr, a.per_record, &err);
     if (!s)
         s = ev_run(&a.p, &r, &err);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (ps.open_line)
-        fputc('\n', stderr);
+    cli_signals_restore(&sig);
+    cli_progress_finish(&ps);
     if (!s && a.per_record)
         s = write_per_record(&pr, r, &err);
     dl_file_atomic_abort(&pr); /* removes the temporary file unless committed */

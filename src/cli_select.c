@@ -4,18 +4,14 @@
 #include "config.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "ds.h"
 #include "ut_cache.h"
-
-typedef enum prog_mode { PROG_AUTO, PROG_TEXT, PROG_JSON, PROG_NONE } prog_mode;
 
 typedef struct sel_args {
     ds_params p;
@@ -26,7 +22,7 @@ typedef struct sel_args {
     char *tpl_text[2];
     int no_cache;
     const char *cache;
-    prog_mode progress;
+    cli_progress_mode progress;
     int quiet;
 } sel_args;
 
@@ -109,70 +105,6 @@ static void select_usage(FILE *out, int is_score)
             "output exists.  Exit codes: 0 ok, 1 usage error, 2 bad input (the message names\n"
             "file, line and field), 3 runtime failure, 130 interrupted (SIGINT/SIGTERM;\n"
             "scores computed so far stay in the cache).\n");
-}
-
-/* ---- progress ------------------------------------------------------------------- */
-
-typedef struct prog_state {
-    prog_mode mode;
-    char phase[16];
-    double phase_t0, last;
-    int64_t done0;
-    int open_line;
-} prog_state;
-
-static double mono(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static void fmt_eta(double s, char *buf, size_t n)
-{
-    if (!(s >= 0) || s > 360000)
-        snprintf(buf, n, "--:--");
-    else if (s >= 3600)
-        snprintf(buf, n, "%d:%02d:%02d", (int)s / 3600, ((int)s / 60) % 60, (int)s % 60);
-    else
-        snprintf(buf, n, "%d:%02d", (int)s / 60, (int)s % 60);
-}
-
-static void on_progress(void *ctx, const char *phase, int64_t done, int64_t total)
-{
-    prog_state *ps = ctx;
-    double t = mono();
-    int new_phase = strcmp(ps->phase, phase) != 0;
-    if (new_phase) {
-        if (ps->open_line)
-            fputc('\n', stderr);
-        ps->open_line = 0;
-        snprintf(ps->phase, sizeof ps->phase, "%s", phase);
-        ps->phase_t0 = t;
-        ps->done0 = done;
-        ps->last = 0;
-    }
-    int final = done >= total;
-    if (!new_phase && !final && t - ps->last < (ps->mode == PROG_JSON ? 1.0 : 0.25))
-        return;
-    ps->last = t;
-    double el = t - ps->phase_t0;
-    double rate = el > 0 ? (double)(done - ps->done0) / el : 0.0;
-    double eta = rate > 0 ? (double)(total - done) / rate : -1.0;
-    if (ps->mode == PROG_JSON) {
-        fprintf(stderr,
-                "{\"phase\":\"%s\",\"done\":%lld,\"total\":%lld,\"elapsed_s\":%.3f,"
-                "\"rate\":%.3f,\"eta_s\":%.1f}\n",
-                phase, (long long)done, (long long)total, el, rate, eta);
-    } else {
-        char e[32];
-        fmt_eta(eta, e, sizeof e);
-        fprintf(stderr, "\rdelift: %-7s %lld/%lld (%3.0f%%)  %.1f/s  ETA %s   ", phase,
-                (long long)done, (long long)total,
-                total > 0 ? 100.0 * (double)done / (double)total : 100.0, rate, e);
-        ps->open_line = 1;
-    }
-    fflush(stderr);
 }
 
 /* ---- arguments ------------------------------------------------------------------ */
@@ -283,15 +215,7 @@ static int parse_value(sel_args *a, const char *cmd, const char *opt, const char
     else if (!strcmp(opt, "--kernels"))
         p->out_kernel_dir = v;
     else if (!strcmp(opt, "--progress")) {
-        if (!strcmp(v, "auto"))
-            a->progress = PROG_AUTO;
-        else if (!strcmp(v, "text"))
-            a->progress = PROG_TEXT;
-        else if (!strcmp(v, "json"))
-            a->progress = PROG_JSON;
-        else if (!strcmp(v, "none"))
-            a->progress = PROG_NONE;
-        else
+        if (cli_progress_mode_parse(v, &a->progress))
             return cli_usage_error(cmd, "--progress: '%s' (expected auto, text, json, none)", v);
     } else
         return cli_usage_error(cmd, "unknown option %s", opt);
@@ -419,12 +343,6 @@ static int prepare(sel_args *a, char *cache_buf, size_t cache_n)
 
 static atomic_int cancel_flag;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    atomic_store(&cancel_flag, 1);
-}
-
 static int run_command(int argc, char **argv, int is_score)
 {
     sel_args a;
@@ -437,31 +355,20 @@ static int run_command(int argc, char **argv, int is_score)
         rc = prepare(&a, cache_buf, sizeof cache_buf);
     if (rc >= 0)
         goto out;
-    prog_state ps;
-    memset(&ps, 0, sizeof ps);
-    ps.mode = a.quiet ? PROG_NONE : a.progress;
-    if (ps.mode == PROG_AUTO)
-        ps.mode = cli_isatty(stderr) ? PROG_TEXT : PROG_NONE;
-    if (ps.mode != PROG_NONE) {
-        a.p.progress = on_progress;
+    cli_progress ps;
+    if (cli_progress_init(&ps, a.quiet ? CLI_PROGRESS_NONE : a.progress)) {
+        a.p.progress = cli_progress_update;
         a.p.progress_ctx = &ps;
     }
-    atomic_store(&cancel_flag, 0);
     a.p.cancel = &cancel_flag;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    cli_signals sig;
+    cli_signals_install(&sig, &cancel_flag);
     dl_error err;
     dl_error_clear(&err);
     ds_summary sum;
     dl_status s = ds_run(&a.p, &sum, &err);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (ps.open_line)
-        fputc('\n', stderr);
+    cli_signals_restore(&sig);
+    cli_progress_finish(&ps);
     if (s) {
         rc = cli_report(&err);
         goto out;

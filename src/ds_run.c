@@ -34,34 +34,6 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-dl_status ds_hash_file(const char *path, uint8_t out[32], dl_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dl_error_set_at(err, DL_ERR_IO, path, 0, 0, -1, NULL, "cannot open: %s",
-                               strerror(errno));
-    dl_sha256_ctx h;
-    dl_sha256_init(&h);
-    static __thread uint8_t buf[1 << 16];
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            return dl_error_set_at(err, DL_ERR_IO, path, 0, 0, -1, NULL, "cannot read: %s",
-                                   strerror(e));
-        }
-        if (r == 0)
-            break;
-        dl_sha256_update(&h, buf, (size_t)r);
-    }
-    close(fd);
-    dl_sha256_final(&h, out);
-    return DL_OK;
-}
-
 /* ---- the run's state --------------------------------------------------------- */
 
 typedef struct ds_kernel {
@@ -193,20 +165,8 @@ static dl_status load_model(ds_state *st, dl_error *err)
 {
     const ds_params *p = st->p;
     progress(st, "model", 0, 1);
-    dl_status s = ds_hash_file(p->model_path, st->model_hash, err);
-    if (!s)
-        s = lm_model_load(p->model_path, &st->model, err);
-    if (!s && !(st->tok = lm_tok_from_gguf(st->model->gguf, err))) {
-        s = err && err->code ? err->code : DL_ERR_INPUT;
-        dl_error_locate(err, p->model_path, 0, NULL);
-    }
-    if (!s) {
-        lm_ctx_params cp = lm_ctx_params_default();
-        cp.backend = p->backend;
-        cp.n_threads = p->threads;
-        cp.max_batch_tokens = st->model->hp.n_ctx_train > 2048 ? st->model->hp.n_ctx_train : 2048;
-        s = lm_ctx_new(st->model, &cp, &st->ctx, err);
-    }
+    dl_status s = ds_engine_open(p->model_path, p->backend, p->threads, &st->model, &st->tok,
+                                 &st->ctx, st->model_hash, err);
     if (!s && p->cache_path)
         s = ut_cache_open(p->cache_path, &st->cache, err);
     if (!s)

@@ -1,9 +1,14 @@
 /* ds_util.c: small helpers of the pipeline (ds_int.h). */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "dl_sha256.h"
 #include "ds_int.h"
 
 static int cmp_i64(const void *a, const void *b)
@@ -57,4 +62,53 @@ void ds_utc_now(char buf[32])
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+dl_status ds_hash_file(const char *path, uint8_t out[32], dl_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dl_error_set_at(err, DL_ERR_IO, path, 0, 0, -1, NULL, "cannot open: %s",
+                               strerror(errno));
+    dl_sha256_ctx h;
+    dl_sha256_init(&h);
+    static __thread uint8_t buf[1 << 16];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return dl_error_set_at(err, DL_ERR_IO, path, 0, 0, -1, NULL, "cannot read: %s",
+                                   strerror(e));
+        }
+        if (r == 0)
+            break;
+        dl_sha256_update(&h, buf, (size_t)r);
+    }
+    close(fd);
+    dl_sha256_final(&h, out);
+    return DL_OK;
+}
+
+dl_status ds_engine_open(const char *path, const char *backend, int64_t threads, lm_model **model,
+                         lm_tok **tok, lm_ctx **ctx, uint8_t hash[32], dl_error *err)
+{
+    /* load first: a missing or malformed model is bad input (exit 2), not I/O */
+    dl_status s = lm_model_load(path, model, err);
+    if (!s)
+        s = ds_hash_file(path, hash, err);
+    if (!s && !(*tok = lm_tok_from_gguf((*model)->gguf, err))) {
+        s = err && err->code ? err->code : DL_ERR_INPUT;
+        dl_error_locate(err, path, 0, NULL);
+    }
+    if (!s) {
+        lm_ctx_params cp = lm_ctx_params_default();
+        cp.backend = backend;
+        cp.n_threads = threads;
+        cp.max_batch_tokens = (*model)->hp.n_ctx_train > 2048 ? (*model)->hp.n_ctx_train : 2048;
+        s = lm_ctx_new(*model, &cp, ctx, err);
+    }
+    return s;
 }

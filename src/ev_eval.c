@@ -135,21 +135,8 @@ static dl_status load_model(ev_state *st, dl_error *err)
         dl_error_locate(err, NULL, 0, "model");
         return s;
     }
-    /* load first: a missing or malformed model is bad input (exit 2), not I/O */
-    dl_status s = lm_model_load(p->model_path, &st->model, err);
-    if (!s)
-        s = ds_hash_file(p->model_path, st->model_hash, err);
-    if (!s && !(st->tok = lm_tok_from_gguf(st->model->gguf, err))) {
-        s = err && err->code ? err->code : DL_ERR_INPUT;
-        dl_error_locate(err, p->model_path, 0, NULL);
-    }
-    if (!s) {
-        lm_ctx_params cp = lm_ctx_params_default();
-        cp.backend = p->backend;
-        cp.n_threads = p->threads;
-        cp.max_batch_tokens = st->model->hp.n_ctx_train > 2048 ? st->model->hp.n_ctx_train : 2048;
-        s = lm_ctx_new(st->model, &cp, &st->ctx, err);
-    }
+    dl_status s = ds_engine_open(p->model_path, p->backend, p->threads, &st->model, &st->tok,
+                                 &st->ctx, st->model_hash, err);
     if (!s)
         s = ut_scorer_new(st->ctx, st->tok, &p->ut, st->model_hash, NULL, &st->scorer, err);
     if (!s)
