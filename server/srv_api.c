@@ -211,6 +211,10 @@ static enum MHD_Result job_create(srv_req *r)
                                   "this server runs no selection executor: it cannot run "
                                   "selection jobs");
     }
+    if (app->exec && app->exec->check && app->exec->check(app->exec->self, spec, &e) != DL_OK) {
+        json_decref(spec);
+        return srv_http_error(r, 400, &e);
+    }
     json_t *job = NULL;
     int replayed = 0;
     unsigned http = 500;

@@ -70,6 +70,11 @@ typedef struct srv_executor {
     const char *name; /* for logs and /readyz ("test", "delift-select") */
     void *self;       /* executor state, borrowed by the runner */
     dl_status (*run)(void *self, const srv_job_run *job, dl_error *err);
+    /* Optional (NULL: none): checks a normalised spec before the job is
+     * accepted, so that what can be known without running (options, their
+     * types and ranges, templates) is a 400 at POST instead of a failed job.
+     * Same error rules as run(); reentrant; must not touch the inputs. */
+    dl_status (*check)(void *self, const json_t *spec, dl_error *err);
 } srv_executor;
 
 #ifdef __cplusplus

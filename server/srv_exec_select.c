@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "dl_file.h"
+#include "sel.h"
+#include "ut.h"
 
 struct srv_select_exec {
     srv_executor exec; /* exec.self points back here */
@@ -517,6 +519,30 @@ static dl_status select_run(void *self, const srv_job_run *job, dl_error *err)
     return st;
 }
 
+/* What can be known before running: every option maps onto ds_params, and
+ * the optimizer and templates are valid.  Budget against the pool size and
+ * everything about the inputs are only known when the job runs. */
+static dl_status select_check(void *self, const json_t *spec, dl_error *err)
+{
+    (void)self;
+    ds_params p;
+    ds_params_init(&p);
+    dl_error e;
+    dl_error_clear(&e);
+    sel_opt_kind opt;
+    dl_status st = srv_select_params_from_spec(spec, &p, &e);
+    if (st == DL_OK && p.optimizer && (st = sel_opt_kind_parse(p.optimizer, &opt, &e)) != DL_OK)
+        dl_error_locate(&e, NULL, 0, "options.optimizer");
+    if (st == DL_OK)
+        st = ut_config_check(&p.ut, &e);
+    if (st != DL_OK) {
+        error_clean(&e, NULL, 0, NULL);
+        if (err && err->code == DL_OK)
+            *err = e;
+    }
+    return st;
+}
+
 /* ---- the executor object ------------------------------------------------------- */
 
 dl_status srv_select_exec_new(const srv_select_config *cfg, srv_select_exec **out, dl_error *err)
@@ -543,6 +569,7 @@ dl_status srv_select_exec_new(const srv_select_config *cfg, srv_select_exec **ou
     x->exec.name = SRV_SELECT_EXEC_NAME;
     x->exec.self = x;
     x->exec.run = select_run;
+    x->exec.check = select_check;
     *out = x;
     return DL_OK;
 }

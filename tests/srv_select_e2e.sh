@@ -7,7 +7,7 @@
 # Covers: the instruction stage (ranking, records, manifest), score reuse by
 # a second job, the task stage with a target, the continual stage with an
 # existing set, failed jobs (budget over the
-# pool, unknown option) with clean error bodies, cancel of a running job,
+# pool) with clean error bodies, options refused at POST (400), cancel of a running job,
 # and kill -9 during scoring then restart: the job resumes from the cache
 # and ends with the uninterrupted run's ranking.
 set -u
@@ -225,11 +225,19 @@ wait_state "$jf" failed && ok "budget over the pool: failed"
     || bad "budget error: $(cat "$work/body")"
 no_leak "failed job"
 req GET "/v1/selections/$jf/result"; expect 409 "result of a failed job"
+# what the executor can check without running is refused at POST (400), no job made
 post_job '{"model":"mini","stage":"instruction","budget":2,"pool":"'"$pool8"'","options":{"colour":"red"}}'
-wait_state "$job" failed
+expect 400 "unknown option"
 [ "$(field .error.field)" = options.colour ] && [ "$(field .error.type)" = usage ] \
     && ok "unknown option: field options.colour" || bad "unknown option: $(cat "$work/body")"
 no_leak "unknown option"
+post_job '{"model":"mini","stage":"instruction","budget":2,"pool":"'"$pool8"'","options":{"optimizer":"fastest"}}'
+expect 400 "unknown optimizer"
+[ "$(field .error.field)" = options.optimizer ] || bad "unknown optimizer: $(cat "$work/body")"
+post_job '{"model":"mini","stage":"instruction","budget":2,"pool":"'"$pool8"'","options":{"template_icl":"no placeholder"}}'
+expect 400 "template without {p_i}"
+[ "$(field .error.field)" = options.template_icl ] || bad "bad template: $(cat "$work/body")"
+no_leak "bad template"
 
 # ---- cancel a running job ------------------------------------------------------------------------
 section "cancel a running"

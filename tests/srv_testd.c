@@ -180,6 +180,6 @@ static dl_status test_run(void *self, const srv_job_run *job, dl_error *err)
 
 int main(int argc, char **argv)
 {
-    static const srv_executor test_exec = {"test", NULL, test_run};
+    static const srv_executor test_exec = {"test", NULL, test_run, NULL};
     return srv_app_main(argc, argv, &test_exec);
 }
