@@ -21,7 +21,7 @@
  * Truncation (our documented deviation from the reference): a sequence
  * longer than the context loses tokens from the left of the prompt (after
  * BOS): the template header and the example go first.  A target whose
- * response alone (with BOS, one prompt token and the two EOS) does not fit
+ * response alone (with BOS and the two EOS) does not fit
  * is not scored: its d is NaN, and it is counted in ut_stats.
  *
  * Thread-safety: a ut_scorer is used by one thread at a time (the engine
