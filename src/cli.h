@@ -56,6 +56,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 int cli_parse_double(const char *s, double *out);
 
+/* Reads all of path ('-' = stdin) into *buf (owned: free()), NUL-terminated
+ * after its *len bytes.  DL_ERR_NOT_FOUND, DL_ERR_IO (file named), DL_ERR_NOMEM. */
+dl_status cli_read_file(const char *path, char **buf, size_t *len, dl_error *err);
+
 /* True when stream is a terminal (progress output is quiet otherwise). */
 int cli_isatty(FILE *stream);
 

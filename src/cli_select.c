@@ -3,7 +3,6 @@
  * shells over ds_run (ds.h), the code path delift-server runs too. */
 #include "config.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,38 +119,6 @@ static char *derive(const char *out, const char *suffix)
         strcpy(s + n, suffix);
     }
     return s;
-}
-
-static int read_text_file(const char *path, char **out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    for (;;) {
-        if (!s) {
-            fclose(f);
-            return -1;
-        }
-        n += fread(s + n, 1, cap - 1 - n, f);
-        if (n < cap - 1)
-            break;
-        cap *= 2;
-        char *t = realloc(s, cap);
-        if (!t)
-            free(s);
-        s = t;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(s);
-        return -1;
-    }
-    s[n] = '\0';
-    *out = s;
-    return 0;
 }
 
 /* Returns -1 to go on, else an exit code. */
@@ -304,13 +271,15 @@ static int prepare(sel_args *a, char *cache_buf, size_t cache_n)
 {
     const char *cmd = a->is_score ? "score" : "select";
     ds_params *p = &a->p;
-    for (int k = 0; k < 2; k++)
-        if (a->tpl_files[k] && read_text_file(a->tpl_files[k], &a->tpl_text[k]))
-            return cli_usage_error(cmd, "%s: cannot read: %s", a->tpl_files[k], strerror(errno));
-    p->ut.tpl_noicl = a->tpl_text[0];
-    p->ut.tpl_icl = a->tpl_text[1];
     dl_error err;
     dl_error_clear(&err);
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        if (a->tpl_files[k] && cli_read_file(a->tpl_files[k], &a->tpl_text[k], &len, &err))
+            return cli_usage_error(cmd, "%s: cannot read: %s", a->tpl_files[k], err.message);
+    }
+    p->ut.tpl_noicl = a->tpl_text[0];
+    p->ut.tpl_icl = a->tpl_text[1];
     if (ut_config_check(&p->ut, &err))
         return cli_usage_error(cmd, "--template-%s: %s", err.field[9] == 'n' ? "noicl" : "icl",
                                err.message);

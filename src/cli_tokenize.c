@@ -3,7 +3,6 @@
  * files: ids separated by spaces on one line, no BOS/EOS unless asked. */
 #include "config.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,38 +35,6 @@ static void tokenize_usage(FILE *out)
             "\n"
             "Exit codes: 0 ok, 1 usage error, 2 bad input (a missing file, a malformed\n"
             "GGUF file, an unsupported tokenizer), 3 runtime failure (I/O, memory).\n");
-}
-
-/* Reads all of path ('-' = stdin) into *buf (owned, free()). */
-static dl_status read_all(const char *path, char **buf, size_t *len, dl_error *err)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f)
-        return dl_error_set_at(err, errno == ENOENT ? DL_ERR_NOT_FOUND : DL_ERR_IO, path, 0, 0,
-                               -1, NULL, "cannot open: %s", strerror(errno));
-    size_t cap = 1 << 16, n = 0, got;
-    char *b = malloc(cap);
-    while (b && (got = fread(b + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb)
-                free(b);
-            b = nb;
-        }
-    }
-    int failed = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!b)
-        return dl_error_set_at(err, DL_ERR_NOMEM, path, 0, 0, -1, NULL, "out of memory");
-    if (failed) {
-        free(b);
-        return dl_error_set_at(err, DL_ERR_IO, path, 0, 0, -1, NULL, "read error");
-    }
-    *buf = b;
-    *len = n;
-    return DL_OK;
 }
 
 typedef struct tokenize_opts {
@@ -135,7 +102,7 @@ int cli_tokenize_main(int argc, char **argv)
     lm_gguf *g = NULL;
     lm_tok *tok = NULL;
     lm_tok_ids ids = {0};
-    dl_status st = o.file ? read_all(o.file, &buf, &len, &err) : DL_OK;
+    dl_status st = o.file ? cli_read_file(o.file, &buf, &len, &err) : DL_OK;
     if (st == DL_OK && !(g = lm_gguf_open(o.model, &err)))
         st = err.code;
     if (st == DL_OK && !(tok = lm_tok_from_gguf(g, &err))) {

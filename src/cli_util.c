@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int cli_report(const dl_error *err)
@@ -54,4 +55,36 @@ int cli_parse_double(const char *s, double *out)
 int cli_isatty(FILE *stream)
 {
     return isatty(fileno(stream));
+}
+
+dl_status cli_read_file(const char *path, char **buf, size_t *len, dl_error *err)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f)
+        return dl_error_set_at(err, errno == ENOENT ? DL_ERR_NOT_FOUND : DL_ERR_IO, path, 0, 0,
+                               -1, NULL, "cannot open: %s", strerror(errno));
+    size_t cap = 1 << 16, n = 0, got;
+    char *b = malloc(cap);
+    while (b && (got = fread(b + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb)
+                free(b);
+            b = nb;
+        }
+    }
+    int failed = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (!b)
+        return dl_error_set_at(err, DL_ERR_NOMEM, path, 0, 0, -1, NULL, "out of memory");
+    if (failed) {
+        free(b);
+        return dl_error_set_at(err, DL_ERR_IO, path, 0, 0, -1, NULL, "read error");
+    }
+    b[n] = '\0'; /* n < cap here: the buffer grows as soon as it is full */
+    *buf = b;
+    *len = n;
+    return DL_OK;
 }

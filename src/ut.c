@@ -787,7 +787,6 @@ void ut_kernel_from_d(const double *d_noicl, const double *d_icl, int64_t n_rows
                       const int64_t *row_ptr, float *out, double *min_out, double *max_out)
 {
     double lo = INFINITY, hi = -INFINITY;
-    int64_t n = row_ptr ? row_ptr[n_rows] : n_rows * n_cols;
     for (int64_t i = 0; i < n_rows; i++) {
         int64_t k0 = row_ptr ? row_ptr[i] : i * n_cols;
         int64_t k1 = row_ptr ? row_ptr[i + 1] : (i + 1) * n_cols;
@@ -808,7 +807,6 @@ void ut_kernel_from_d(const double *d_noicl, const double *d_icl, int64_t n_rows
             out[k] = isfinite(u) && range > 0 ? (float)((u - lo) / range) : 0.0f;
         }
     }
-    (void)n;
     if (min_out)
         *min_out = isfinite(lo) ? lo : 0.0;
     if (max_out)

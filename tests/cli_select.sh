@@ -191,6 +191,14 @@ assert k['kernels']['S']['storage'] == 'csr' and k['kernels']['S']['nnz'] == 24
 EOF
 expect 0 "" "task with gcmi" -- sel --stage task --target "$tmp/target.jsonl" --function gcmi --budget 2 "$P" -o "$tmp/o/gcmi.jsonl"
 expect 1 "needs a target set" "flmi without a target" -- sel --function flmi --budget 2 "$P" -o "$tmp/o/x.jsonl"
+printf 'Example: {p_j}{r_j}\nNow: {p_i}' >"$tmp/icl.txt"
+expect 0 "selected 2 of 8" "custom ICL template" -- sel --template-icl "$tmp/icl.txt" --budget 2 "$P" -o "$tmp/o/tpl.jsonl"
+python3 - "$tmp/o/tpl.manifest.json" "$tmp/icl.txt" <<'EOF2' && ok || bad "custom template not recorded in the manifest"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m['method']['templates']['icl'] == open(sys.argv[2]).read()
+assert m['stats']['pairs_scored'] == 72          # a new cache scope: every score recomputed
+EOF2
 expect 0 "" "progress json" -- sel --progress json --budget 2 "$P" -o "$tmp/o/pj.jsonl"
 grep -q '"phase":"pairs"' "$tmp/err" && ok || bad "no JSON progress lines"
 
