@@ -186,7 +186,21 @@ static dl_status cache_configure(ut_cache *c, dl_error *err)
 {
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    /* Switching a new file to WAL needs the exclusive lock, and SQLite
+     * answers SQLITE_BUSY at once, without the busy handler, when another
+     * process opening the same new file holds a lock: retry, backing off,
+     * for as long as the busy timeout. */
+    long waited_us = 0, pause_us = 1000;
+    while (rc == SQLITE_OK && ((rc = sqlite3_step(s)) & 0xff) == SQLITE_BUSY
+           && waited_us < UT_CACHE_BUSY_MS * 1000L) {
+        sqlite3_reset(s);
+        struct timespec ts = {0, pause_us * 1000L};
+        nanosleep(&ts, NULL);
+        waited_us += pause_us;
+        pause_us = pause_us < 50000 ? pause_us * 2 : pause_us;
+        rc = SQLITE_OK;
+    }
+    if (rc == SQLITE_ROW) {
         const char *mode = (const char *)sqlite3_column_text(s, 0);
         if (!mode || strcmp(mode, "wal") != 0) {
             dl_status st = dl_error_set_at(err, DL_ERR_IO, c->path, 0, 0, -1, NULL,
