@@ -11,6 +11,9 @@
  *  3. The same pairs with sharing off (every prompt token evaluated with its
  *     own sequence): the time ratio shared / unshared, and the largest
  *     difference of d between the two (float rounding only).
+ *  3b. The same pairs shared but with the truncation quantum 1 (exact cuts,
+ *     so truncated pairs share nothing): the time ratio default / quantum 1,
+ *     what the default quantum buys.
  *  4. Projections from the measured pairs/s to the issue's two goals: a
  *     dense 200-record GSM8K pool (40,200 sequences) <= 15 minutes, and
  *     knn:16 over 2,000 records (34,000 sequences) <= 20 minutes.  They are
@@ -55,13 +58,14 @@ typedef struct run_out {
     ut_stats st;
 } run_out;
 
-static int run_once(lm_ctx *ctx, const lm_tok *tok, const ut_set *set, int sharing, double *d,
-                    run_out *o)
+static int run_once(lm_ctx *ctx, const lm_tok *tok, const ut_set *set, int sharing,
+                    int64_t quantum, double *d, run_out *o)
 {
     dl_error err = {0};
     ut_scorer *s = NULL;
     uint8_t mh[32] = {0};
-    if (ut_scorer_new(ctx, tok, NULL, mh, NULL, &s, &err)) {
+    ut_config cfg = {.trunc_quantum = quantum};
+    if (ut_scorer_new(ctx, tok, &cfg, mh, NULL, &s, &err)) {
         fprintf(stderr, "bench_ut: %s\n", err.message);
         return -1;
     }
@@ -150,8 +154,8 @@ int main(int argc, char **argv)
            (long long)lm_ctx_n_lanes(ctx), ceiling);
     int64_t n_d = n + n * n;
     double *d1 = malloc((size_t)n_d * sizeof *d1), *d0 = malloc((size_t)n_d * sizeof *d0);
-    run_out sh, un;
-    if (run_once(ctx, tok, set, 1, d1, &sh) || run_once(ctx, tok, set, 0, d0, &un))
+    run_out sh, un, q1;
+    if (run_once(ctx, tok, set, 1, 0, d1, &sh) || run_once(ctx, tok, set, 0, 0, d0, &un))
         return 1;
     double worst = 0;
     for (int64_t k = 0; k < n_d; k++)
@@ -171,6 +175,14 @@ int main(int argc, char **argv)
            "max |d difference| %.2g\n",
            sh.seconds / un.seconds, (long long)(sh.st.tokens_prefix + sh.st.tokens_scored),
            (long long)(un.st.tokens_prefix + un.st.tokens_scored), worst);
+    if (run_once(ctx, tok, set, 1, 1, d0, &q1))
+        return 1;
+    printf("  quantum 1       : %7.2f s  %7.1f pairs/s  (exact cuts: truncated pairs share "
+           "nothing)\n", q1.seconds, q1.pairs_per_s);
+    printf("  truncation quantum %d: time ratio %.3f (quantum %d / quantum 1), tokens "
+           "evaluated %lld vs %lld\n", UT_TRUNC_QUANTUM_DEFAULT, sh.seconds / q1.seconds,
+           UT_TRUNC_QUANTUM_DEFAULT, (long long)(sh.st.tokens_prefix + sh.st.tokens_scored),
+           (long long)(q1.st.tokens_prefix + q1.st.tokens_scored));
     double dense200 = 40200.0 / sh.pairs_per_s, knn2000 = (2000.0 * 16 + 2000) / sh.pairs_per_s;
     printf("projection at this pair rate: dense 200-record pool %.1f min (goal <= 15: %s); "
            "knn:16 on 2,000 records %.1f min + embeddings (goal <= 20: %s)\n",

@@ -24,7 +24,14 @@ struct srv_select_exec {
 
 /* ---- options -------------------------------------------------------------- */
 
-typedef enum opt_kind { OPT_STRING, OPT_DOUBLE, OPT_SEED, OPT_THREADS, OPT_BOOL } opt_kind;
+typedef enum opt_kind {
+    OPT_STRING,
+    OPT_DOUBLE,
+    OPT_SEED,
+    OPT_THREADS,
+    OPT_QUANTUM,
+    OPT_BOOL
+} opt_kind;
 
 typedef struct opt_def {
     const char *name; /* the member of spec.options */
@@ -42,6 +49,7 @@ static const opt_def opt_defs[] = {
     {"seed", OPT_SEED, offsetof(ds_params, seed)},
     {"stop_at_zero", OPT_BOOL, offsetof(ds_params, stop_at_zero)},
     {"bos", OPT_BOOL, offsetof(ds_params, ut.add_bos)},
+    {"truncate_quantum", OPT_QUANTUM, offsetof(ds_params, ut.trunc_quantum)},
     {"threads", OPT_THREADS, offsetof(ds_params, threads)},
     {"backend", OPT_STRING, offsetof(ds_params, backend)},
     {"template_noicl", OPT_STRING, offsetof(ds_params, ut.tpl_noicl)},
@@ -91,6 +99,12 @@ static dl_status opt_apply(const opt_def *def, const json_t *v, ds_params *p, dl
             return opt_bad(err, def->name, "must be an integer in 0..4096 (0: every CPU)");
         *(int64_t *)(void *)dst = (int64_t)json_integer_value(v);
         return DL_OK;
+    case OPT_QUANTUM:
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > UT_TRUNC_QUANTUM_MAX)
+            return opt_bad(err, def->name, "must be an integer in 1..4096");
+        *(int64_t *)(void *)dst = (int64_t)json_integer_value(v);
+        return DL_OK;
     case OPT_BOOL:
         if (!json_is_boolean(v))
             return opt_bad(err, def->name, "must be true or false");
@@ -136,7 +150,8 @@ dl_status srv_select_params_from_spec(const json_t *spec, ds_params *p, dl_error
         if (!def)
             return opt_bad(err, name,
                            "unknown option (expected optimizer, eta, nu, lambda, epsilon, seed, "
-                           "stop_at_zero, bos, threads, backend, template_noicl, template_icl)");
+                           "stop_at_zero, bos, truncate_quantum, threads, backend, "
+                           "template_noicl, template_icl)");
         if ((st = opt_apply(def, v, p, err)) != DL_OK)
             return st;
     }

@@ -12,10 +12,11 @@
 #include "dl_file.h"
 #include "ev.h"
 
-
 typedef struct eval_args {
     ev_params p;
     const char *per_record; /* --per-record FILE */
+    const char *tpl_files[2]; /* --template-noicl, --template-icl */
+    char *tpl_text[2];        /* their contents, owned */
     int json, quiet;
     cli_progress_mode progress;
 } eval_args;
@@ -46,6 +47,10 @@ static void eval_usage(FILE *out)
             "                       inspect --help`)\n"
             "  --skip-invalid       skip malformed records instead of failing\n"
             "  --bos                prepend BOS to every sequence (the reference does not)\n"
+            "  --template-noicl F   file with the no-ICL prompt template ({p_i})\n"
+            "  --template-icl F     file with the ICL template ({p_j}, {r_j}, {p_i})\n"
+            "  --truncate-quantum N a prompt too long for the context loses its first\n"
+            "                       tokens, rounded up to a multiple of N (default %d)\n"
             "  --backend B          blas (default) or ref\n"
             "  --threads N          threads (default: all online CPUs)\n"
             "\n"
@@ -62,7 +67,8 @@ static void eval_usage(FILE *out)
             "\n"
             "Exit codes: 0 ok, 1 usage error, 2 bad input (the message names the file,\n"
             "line and field; an empty subset or held-out file is bad input), 3 runtime\n"
-            "failure, 130 interrupted (SIGINT/SIGTERM).\n");
+            "failure, 130 interrupted (SIGINT/SIGTERM).\n",
+            UT_TRUNC_QUANTUM_DEFAULT);
 }
 
 /* ---- arguments ------------------------------------------------------------------ */
@@ -83,6 +89,13 @@ static int parse_value(eval_args *a, const char *opt, const char *v)
             return cli_usage_error("eval", "--fields: %s", err.message);
     } else if (!strcmp(opt, "--backend"))
         a->p.backend = v;
+    else if (!strcmp(opt, "--template-noicl") || !strcmp(opt, "--template-icl"))
+        a->tpl_files[opt[11] == 'i'] = v;
+    else if (!strcmp(opt, "--truncate-quantum")) {
+        if (cli_parse_i64(v, 1, UT_TRUNC_QUANTUM_MAX, &a->p.ut.trunc_quantum))
+            return cli_usage_error("eval", "--truncate-quantum: '%s' is not an integer in 1..%d",
+                                   v, UT_TRUNC_QUANTUM_MAX);
+    }
     else if (!strcmp(opt, "--threads")) {
         if (cli_parse_i64(v, 1, 1024, &a->p.threads))
             return cli_usage_error("eval", "--threads: '%s' is not an integer in 1..1024", v);
@@ -98,11 +111,32 @@ static int parse_value(eval_args *a, const char *opt, const char *v)
     return -1;
 }
 
+/* Reads the template files and checks them; returns -1 to go on, else an exit code. */
+static int read_templates(eval_args *a)
+{
+    dl_error err;
+    dl_error_clear(&err);
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        if (a->tpl_files[k] && cli_read_file(a->tpl_files[k], &a->tpl_text[k], &len, &err))
+            return cli_usage_error("eval", "%s: cannot read: %s", a->tpl_files[k], err.message);
+    }
+    a->p.ut.tpl_noicl = a->tpl_text[0];
+    a->p.ut.tpl_icl = a->tpl_text[1];
+    if (ut_config_check(&a->p.ut, &err))
+        return cli_usage_error("eval", "--%s: %s",
+                               !strcmp(err.field, "template.noicl") ? "template-noicl"
+                                                                    : "template-icl",
+                               err.message);
+    return -1;
+}
+
 static int parse_args(eval_args *a, int argc, char **argv)
 {
     static const char *const valued[] = {"--model", "--subset", "--heldout", "--fields",
                                          "--backend", "--threads", "--per-record",
-                                         "--progress", NULL};
+                                         "--progress", "--template-noicl", "--template-icl",
+                                         "--truncate-quantum", NULL};
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
@@ -139,7 +173,7 @@ static int parse_args(eval_args *a, int argc, char **argv)
         return cli_usage_error("eval", "--subset S.jsonl is required");
     if (!a->p.heldout_path)
         return cli_usage_error("eval", "--heldout H.jsonl is required");
-    return -1;
+    return read_templates(a);
 }
 
 /* ---- output --------------------------------------------------------------------- */
@@ -158,17 +192,17 @@ static json_t *stat_json(ev_stat s)
 static json_t *summary_json(const ev_report *r, const ev_params *p)
 {
     const ev_summary *s = &r->sum;
-    return json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
-                     "s:f}",
-                     "model", p->model_path, "model_sha256", r->model_sha256, "subset",
-                     p->subset_path, "heldout", p->heldout_path, "bos", p->ut.add_bos,
-                     "n_subset", (json_int_t)s->n_subset, "n_heldout", (json_int_t)s->n_heldout,
-                     "n_scored", (json_int_t)s->n_scored, "n_unscorable",
-                     (json_int_t)s->n_unscorable, "n_helped", (json_int_t)s->n_helped,
-                     "frac_helped", num(s->frac_helped), "d_icl", stat_json(s->d_icl),
-                     "d_noicl", stat_json(s->d_noicl), "d_diff", stat_json(s->d_diff), "ll_icl",
-                     stat_json(s->ll_icl), "ll_noicl", stat_json(s->ll_noicl), "ll_diff",
-                     stat_json(s->ll_diff), "seconds", s->seconds);
+    return json_pack(
+        "{s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:f}", "model",
+        p->model_path, "model_sha256", r->model_sha256, "subset", p->subset_path, "heldout",
+        p->heldout_path, "bos", p->ut.add_bos, "truncate_quantum",
+        (json_int_t)ut_config_trunc_quantum(&p->ut), "n_subset", (json_int_t)s->n_subset,
+        "n_heldout", (json_int_t)s->n_heldout, "n_scored", (json_int_t)s->n_scored,
+        "n_unscorable", (json_int_t)s->n_unscorable, "n_helped", (json_int_t)s->n_helped,
+        "frac_helped", num(s->frac_helped), "d_icl", stat_json(s->d_icl), "d_noicl",
+        stat_json(s->d_noicl), "d_diff", stat_json(s->d_diff), "ll_icl", stat_json(s->ll_icl),
+        "ll_noicl", stat_json(s->ll_noicl), "ll_diff", stat_json(s->ll_diff), "seconds",
+        s->seconds);
 }
 
 static void print_text(const ev_report *r)
@@ -225,14 +259,10 @@ static dl_status write_per_record(dl_file_atomic *f, const ev_report *r, dl_erro
 
 static atomic_int eval_cancel;
 
-int cli_eval_main(int argc, char **argv)
+/* Runs a parsed command; returns the exit code.  a is a copy: the run
+ * sets its progress and cancel hooks. */
+static int eval_run(eval_args a)
 {
-    eval_args a;
-    memset(&a, 0, sizeof a);
-    ev_params_init(&a.p);
-    int rc = parse_args(&a, argc, argv);
-    if (rc >= 0)
-        return rc;
     cli_progress ps;
     if (cli_progress_init(&ps, a.quiet ? CLI_PROGRESS_NONE : a.progress)) {
         a.p.progress = cli_progress_update;
@@ -283,4 +313,17 @@ int cli_eval_main(int argc, char **argv)
         return CLI_EXIT_RUNTIME;
     }
     return CLI_EXIT_OK;
+}
+
+int cli_eval_main(int argc, char **argv)
+{
+    eval_args a;
+    memset(&a, 0, sizeof a);
+    ev_params_init(&a.p);
+    int rc = parse_args(&a, argc, argv);
+    if (rc < 0)
+        rc = eval_run(a);
+    free(a.tpl_text[0]);
+    free(a.tpl_text[1]);
+    return rc;
 }

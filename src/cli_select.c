@@ -73,6 +73,9 @@ static void select_usage(FILE *out, int is_score)
             "  --bos                prepend BOS to every sequence (the reference does not)\n"
             "  --template-noicl F   file with the no-ICL prompt template ({p_i})\n"
             "  --template-icl F     file with the ICL template ({p_j}, {r_j}, {p_i})\n"
+            "  --truncate-quantum N a prompt too long for the context loses its first\n"
+            "                       tokens, rounded up to a multiple of N so that pairs\n"
+            "                       can share work (default %d; 1: cut exactly)\n"
             "\n"
             "Input and engine:\n"
             "  --model M.gguf       the scoring model (llama or qwen2 GGUF; required)\n"
@@ -85,7 +88,7 @@ static void select_usage(FILE *out, int is_score)
             "  --no-cache           neither read nor write the cache (no resume)\n"
             "\n"
             "Output:\n",
-            DS_AUTO_DENSE_MAX, DS_AUTO_K);
+            DS_AUTO_DENSE_MAX, DS_AUTO_K, UT_TRUNC_QUANTUM_DEFAULT);
     if (is_score)
         fprintf(out, "  --out-dir DIR        where the kernels and manifest.json go (required)\n");
     else
@@ -168,7 +171,11 @@ static int parse_value(sel_args *a, const char *cmd, const char *opt, const char
             return cli_usage_error(cmd, "--fields: %s", err.message);
     } else if (!strcmp(opt, "--backend"))
         p->backend = v;
-    else if (!strcmp(opt, "--threads")) {
+    else if (!strcmp(opt, "--truncate-quantum")) {
+        if (cli_parse_i64(v, 1, UT_TRUNC_QUANTUM_MAX, &p->ut.trunc_quantum))
+            return cli_usage_error(cmd, "--truncate-quantum: '%s' is not an integer in 1..%d", v,
+                                   UT_TRUNC_QUANTUM_MAX);
+    } else if (!strcmp(opt, "--threads")) {
         if (cli_parse_i64(v, 1, 1024, &p->threads))
             return cli_usage_error(cmd, "--threads: '%s' is not an integer in 1..1024", v);
     } else if (!strcmp(opt, "--cache"))
@@ -192,8 +199,8 @@ static int parse_value(sel_args *a, const char *cmd, const char *opt, const char
 static const char *const valued[] = {
     "--model", "--stage", "--target", "--existing", "--budget", "--function", "--optimizer",
     "--eta", "--nu", "--lambda", "--epsilon", "--seed", "--pairs", "--template-noicl",
-    "--template-icl", "--fields", "--backend", "--threads", "--cache", "-o", "--output",
-    "--ranking", "--manifest", "--kernels", "--progress", "--out-dir", NULL};
+    "--template-icl", "--truncate-quantum", "--fields", "--backend", "--threads", "--cache",
+    "-o", "--output", "--ranking", "--manifest", "--kernels", "--progress", "--out-dir", NULL};
 /* Options only one of the two commands takes. */
 static const char *const select_only[] = {"--budget", "--function", "--optimizer", "--eta",
                                           "--nu", "--lambda", "--epsilon", "--seed", "-o",

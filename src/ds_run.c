@@ -525,9 +525,11 @@ static json_t *deviations_json(const ds_state *st)
 {
     json_t *a = json_array();
     const ut_stats *us = ut_scorer_stats(st->scorer);
-    json_array_append_new(a, json_string(
+    json_array_append_new(a, json_sprintf(
         "sequences longer than the context lose prompt tokens from the left (header and "
-        "example first) instead of response tokens (spec/DELIFT.md §2)"));
+        "example first) instead of response tokens (spec/DELIFT.md §2); the number cut is "
+        "rounded up to a multiple of %lld tokens so that pairs share work",
+        (long long)ut_config_trunc_quantum(&st->p->ut)));
     if (us->pairs_truncated)
         json_array_append_new(a, json_sprintf("%lld pairs were scored with a truncated prompt",
                                               (long long)us->pairs_truncated));
@@ -613,6 +615,8 @@ static dl_status write_manifest(ds_state *st, dl_error *err)
                         json_pack("{s:f,s:f,s:f,s:f}", "total", now_s() - st->t_start, "score",
                                   st->t_score, "model", us->seconds_model, "select",
                                   st->t_select));
+    json_object_set_new(json_object_get(m, "method"), "truncate_quantum",
+                        json_integer((json_int_t)ut_config_trunc_quantum(&p->ut)));
     json_object_set_new(m, "deviations", deviations_json(st));
     if (p->version_extra)
         json_object_set_new(m, "via", json_string(p->version_extra));

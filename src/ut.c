@@ -12,7 +12,7 @@
 #include "ut.h"
 
 /* Bumped whenever a change can alter a cached score's bits. */
-#define UT_ENGINE_VERSION "delift-ut-1"
+#define UT_ENGINE_VERSION "delift-ut-2"
 
 /* Pairs per cache transaction: large enough that the fsync is noise, small
  * enough that a kill loses little. */
@@ -25,6 +25,7 @@ struct ut_scorer {
     int add_bos;
     int32_t bos, eos;
     int64_t n_ctx;
+    int64_t tq; /* truncation quantum: a cut rounds up to a multiple of it */
     ut_cache *cache;
     int64_t scope;
     char scope_hex[65];
@@ -71,7 +72,18 @@ dl_status ut_config_check(const ut_config *c, dl_error *err)
     dl_status st = check_one(c && c->tpl_noicl ? c->tpl_noicl : UT_TPL_NOICL_DEFAULT, 0, err);
     if (!st)
         st = check_one(c && c->tpl_icl ? c->tpl_icl : UT_TPL_ICL_DEFAULT, 1, err);
+    if (!st && c && (c->trunc_quantum < 0 || c->trunc_quantum > UT_TRUNC_QUANTUM_MAX)) {
+        st = dl_error_set(err, DL_ERR_USAGE,
+                          "the truncation quantum must be 0 (the default, %d) or 1 to %d tokens",
+                          UT_TRUNC_QUANTUM_DEFAULT, UT_TRUNC_QUANTUM_MAX);
+        dl_error_locate(err, NULL, 0, "truncate_quantum");
+    }
     return st;
+}
+
+int64_t ut_config_trunc_quantum(const ut_config *c)
+{
+    return c && c->trunc_quantum > 0 ? c->trunc_quantum : UT_TRUNC_QUANTUM_DEFAULT;
 }
 
 /* A growable byte buffer for filling templates. */
@@ -217,6 +229,7 @@ dl_status ut_scorer_new(lm_ctx *ctx, const lm_tok *tok, const ut_config *cfg,
     s->tpl_noicl = cfg && cfg->tpl_noicl ? cfg->tpl_noicl : UT_TPL_NOICL_DEFAULT;
     s->tpl_icl = cfg && cfg->tpl_icl ? cfg->tpl_icl : UT_TPL_ICL_DEFAULT;
     s->add_bos = cfg ? cfg->add_bos : 0;
+    s->tq = ut_config_trunc_quantum(cfg);
     s->bos = lm_tok_bos(tok);
     s->eos = lm_tok_eos(tok);
     s->n_ctx = lm_ctx_n_ctx(ctx);
@@ -229,8 +242,9 @@ dl_status ut_scorer_new(lm_ctx *ctx, const lm_tok *tok, const ut_config *cfg,
     dl_sha256_ctx h;
     dl_sha256_init(&h);
     char meta[256];
-    int mn = snprintf(meta, sizeof meta, "%s|bos=%d|n_ctx=%lld|backend=%s", UT_ENGINE_VERSION,
-                      s->add_bos, (long long)s->n_ctx, lm_ctx_backend_name(ctx));
+    int mn = snprintf(meta, sizeof meta, "%s|bos=%d|n_ctx=%lld|tq=%lld|backend=%s",
+                      UT_ENGINE_VERSION, s->add_bos, (long long)s->n_ctx, (long long)s->tq,
+                      lm_ctx_backend_name(ctx));
     dl_sha256_update(&h, meta, (size_t)mn + 1);
     dl_sha256_update(&h, model_hash, 32);
     dl_sha256_update(&h, s->tpl_noicl, strlen(s->tpl_noicl) + 1);
@@ -292,8 +306,8 @@ typedef struct ut_job {
     int64_t out;      /* index into the block's result arrays */
     int32_t *seq;     /* owned: the continuation (or whole sequence when unshared) */
     int64_t n_seq;
-    int64_t split;    /* prompt tokens in the shared prefix (-1: unshared) */
-    int64_t cut;      /* prompt tokens dropped to fit */
+    int64_t split;    /* end of the shared prefix in prompt tokens (-1: unshared) */
+    int64_t cut;      /* prompt tokens dropped to fit: the prefix is [cut, split) */
     int64_t t0;       /* first scored index in seq */
 } ut_job;
 
@@ -328,16 +342,22 @@ static dl_status job_build(ut_scorer *s, sbuf *text, size_t head_len, const char
         lm_tok_ids_free(&f);
         return DL_OK;
     }
-    job->cut = total > s->n_ctx ? total - s->n_ctx : 0;
+    /* The cut rounds up to the quantum, so that the targets of one example
+     * whose overflows round alike share the prefix [cut, split). */
+    int64_t over = total - s->n_ctx;
+    job->cut = over > 0 ? (over + s->tq - 1) / s->tq * s->tq : 0;
+    if (job->cut > n_f)
+        job->cut = n_f; /* every prompt token: BOS, EOS and the response still fit */
+    int64_t split = s->no_sharing ? 0 : lcp(f.ids, f.n, h_ids->ids, h_ids->n);
     int64_t from;
-    if (job->cut == 0) {
-        job->split = s->no_sharing ? 0 : lcp(f.ids, f.n, h_ids->ids, h_ids->n);
-        from = job->split;
+    if (job->cut == 0 || job->cut < split) {
+        job->split = split; /* the prefix is [bos] h[cut..split) */
+        from = split;
     } else {
-        job->split = -1; /* unshared: [bos] f[cut..) eos r */
+        job->split = -1; /* the cut reaches p_i: unshared, [bos] f[cut..) eos r */
         from = job->cut;
     }
-    int64_t lead = job->cut ? nb : 0; /* BOS goes in the sequence only when unshared */
+    int64_t lead = job->split < 0 ? nb : 0; /* BOS goes in the sequence only when unshared */
     job->n_seq = lead + (n_f - from) + 1 + t->n_resp;
     job->seq = malloc((size_t)job->n_seq * sizeof *job->seq);
     if (!job->seq) {
@@ -362,27 +382,29 @@ static int cmp_job_len(const void *a, const void *b)
     return (x->n_seq < y->n_seq) - (x->n_seq > y->n_seq);
 }
 
-/* Scores jobs[0..n) which share one prefix of `split` prompt tokens (h_ids
- * prefix), or are unshared (split -1, prefix NULL).  d_out[job->out]. */
+/* Scores jobs[0..n) which share the prefix [bos] h_ids[cut..split), or are
+ * unshared (split -1, no prefix).  d_out[job->out]. */
 static dl_status score_batch(ut_scorer *s, ut_job **jobs, int64_t n, const lm_tok_ids *h_ids,
-                             int64_t split, double *d_out, ut_cache_value *v_out, dl_error *err)
+                             int64_t split, int64_t cut, double *d_out, ut_cache_value *v_out,
+                             dl_error *err)
 {
     int64_t nb = s->add_bos ? 1 : 0;
+    int64_t n_pre = split >= 0 ? nb + split - cut : 0;
     lm_prefix *pre = NULL;
     dl_status st = DL_OK;
     double t_start = now_s();
-    if (split >= 0 && nb + split > 0) {
-        int32_t *p = malloc((size_t)(nb + split) * sizeof *p);
+    if (n_pre > 0) {
+        int32_t *p = malloc((size_t)n_pre * sizeof *p);
         if (!p)
             return dl_error_set(err, DL_ERR_NOMEM, "out of memory");
         if (nb)
             p[0] = s->bos;
-        memcpy(p + nb, h_ids->ids, (size_t)split * sizeof *p);
-        st = lm_prefix_new(s->ctx, p, nb + split, s->n_ctx, &pre, err);
+        memcpy(p + nb, h_ids->ids + cut, (size_t)(split - cut) * sizeof *p);
+        st = lm_prefix_new(s->ctx, p, n_pre, s->n_ctx, &pre, err);
         free(p);
         if (st)
             return st;
-        s->stats.tokens_prefix += nb + split;
+        s->stats.tokens_prefix += n_pre;
     }
     qsort(jobs, (size_t)n, sizeof *jobs, cmp_job_len); /* longest first: lanes balance */
     lm_seq *seqs = malloc((size_t)n * sizeof *seqs);
@@ -397,7 +419,8 @@ static dl_status score_batch(ut_scorer *s, ut_job **jobs, int64_t n, const lm_to
     for (int64_t i = 0; i < n; i++) {
         seqs[i] = (lm_seq){jobs[i]->seq, jobs[i]->n_seq, jobs[i]->t0, jobs[i]->n_seq};
         s->stats.tokens_scored += jobs[i]->n_seq;
-        s->stats.tokens_unshared += jobs[i]->n_seq + (split >= 0 ? nb + split : 0);
+        s->stats.tokens_unshared += jobs[i]->n_seq + n_pre;
+        s->stats.pairs_truncated += jobs[i]->cut > 0;
     }
     st = lm_ctx_score(s->ctx, pre, seqs, n, lp, NULL, err);
     if (st)
@@ -452,18 +475,16 @@ static dl_status score_group(ut_scorer *s, const char *tpl, const ut_item *ex, u
             s->stats.unscorable++;
         }
     }
-    /* Repeatedly take the jobs of the first remaining split value. */
+    /* Repeatedly take the jobs of the first remaining prefix [cut, split);
+     * split -1: the unshared sequences, scored together without a prefix. */
     for (int64_t i = 0; !st && i < n; i++) {
         if (!jobs[i].seq)
             continue;
-        int64_t split = jobs[i].split, m = 0;
+        int64_t split = jobs[i].split, cut = split < 0 ? 0 : jobs[i].cut, m = 0;
         for (int64_t k = i; k < n; k++)
-            if (jobs[k].seq && jobs[k].split == split)
+            if (jobs[k].seq && jobs[k].split == split && (split < 0 || jobs[k].cut == cut))
                 ptr[m++] = &jobs[k];
-        /* split -1: truncated, unshared sequences, scored together without a prefix */
-        st = score_batch(s, ptr, m, &h_ids, split, d_out, v_out, err);
-        if (split < 0)
-            s->stats.pairs_truncated += m;
+        st = score_batch(s, ptr, m, &h_ids, split, cut, d_out, v_out, err);
         for (int64_t k = 0; k < m; k++) {
             free(ptr[k]->seq);
             ptr[k]->seq = NULL;

@@ -20,9 +20,13 @@
  *
  * Truncation (our documented deviation from the reference): a sequence
  * longer than the context loses tokens from the left of the prompt (after
- * BOS): the template header and the example go first.  A target whose
- * response alone (with BOS and the two EOS) does not fit
- * is not scored: its d is NaN, and it is counted in ut_stats.
+ * BOS): the template header and the example go first.  The number cut is
+ * the overflow rounded up to a multiple of the quantum (ut_config), so the
+ * targets of one example whose overflows round alike still share a prefix:
+ * [BOS] tokens [cut, split) of the prompt.  A cut that reaches p_i leaves
+ * nothing to share and is scored whole.  A target whose response alone
+ * (with BOS and the two EOS) does not fit is not scored: its d is NaN, and
+ * it is counted in ut_stats.
  *
  * Thread-safety: a ut_scorer is used by one thread at a time (the engine
  * context it borrows runs its own threads).  ut_set is immutable once built.
@@ -59,11 +63,20 @@ typedef struct ut_config {
     const char *tpl_icl;   /* NULL: UT_TPL_ICL_DEFAULT; {p_j}, {r_j} (any order, each at most
                               once) before exactly one {p_i} */
     int add_bos;           /* prepend BOS (the reference does not) */
+    int64_t trunc_quantum; /* 0: UT_TRUNC_QUANTUM_DEFAULT; 1..UT_TRUNC_QUANTUM_MAX: a cut to
+                              fit the context rounds up to a multiple of it (1: exact) */
 } ut_config;
 
-/* Checks both templates (NULL fields mean the defaults).  DL_ERR_USAGE with
- * err->field "template.noicl" / "template.icl". */
+#define UT_TRUNC_QUANTUM_DEFAULT 32
+#define UT_TRUNC_QUANTUM_MAX 4096
+
+/* Checks both templates (NULL fields mean the defaults) and the quantum.
+ * DL_ERR_USAGE with err->field "template.noicl" / "template.icl" /
+ * "truncate_quantum". */
 dl_status ut_config_check(const ut_config *c, dl_error *err);
+
+/* The quantum c stands for (c may be NULL: the default). */
+int64_t ut_config_trunc_quantum(const ut_config *c);
 
 /* ---- records prepared for scoring ------------------------------------------ */
 

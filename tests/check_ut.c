@@ -300,6 +300,123 @@ START_TEST(test_truncation)
 }
 END_TEST
 
+/* Replaces the one occurrence of ph in *s by v (the test's own template
+ * filling, written apart from src/ut.c). */
+static void fill_ph(char **s, const char *ph, const char *v)
+{
+    char *at = strstr(*s, ph);
+    if (!at)
+        return;
+    size_t a = (size_t)(at - *s), lp = strlen(ph), lv = strlen(v), n = strlen(*s);
+    char *o = malloc(n - lp + lv + 1);
+    ck_assert_ptr_nonnull(o);
+    memcpy(o, *s, a);
+    memcpy(o + a, v, lv);
+    memcpy(o + a + lv, *s + a + lp, n - a - lp + 1);
+    free(*s);
+    *s = o;
+}
+
+/* d of pair (i, j) computed the plain way: the whole ICL prompt tokenised,
+ * `over` = what overflows n_ctx, the cut rounded up to quantum q (at most
+ * every prompt token), and the sequence f[cut..) EOS r scored whole. */
+static double d_oracle(fixture *f, int64_t i, int64_t j, int64_t n_ctx, int64_t q,
+                       int64_t *cut_out)
+{
+    const ut_item *t = &f->set->items[i], *e = &f->set->items[j];
+    char *text = strdup(UT_TPL_ICL_DEFAULT);
+    fill_ph(&text, "{p_j}", e->prompt);
+    fill_ph(&text, "{r_j}", e->response);
+    fill_ph(&text, "{p_i}", t->prompt);
+    lm_tok_ids ids = {0};
+    dl_error err = {0};
+    ck_assert_int_eq(lm_tok_encode(f->tok, text, strlen(text), 0, &ids, &err), DL_OK);
+    int64_t over = ids.n + 1 + t->n_resp - n_ctx;
+    int64_t cut = over > 0 ? (over + q - 1) / q * q : 0;
+    if (cut > ids.n)
+        cut = ids.n;
+    int64_t n = ids.n - cut + 1 + t->n_resp;
+    int32_t *seq = malloc((size_t)n * sizeof *seq);
+    memcpy(seq, ids.ids + cut, (size_t)(ids.n - cut) * sizeof *seq);
+    seq[ids.n - cut] = lm_tok_eos(f->tok);
+    memcpy(seq + ids.n - cut + 1, t->resp_ids, (size_t)t->n_resp * sizeof *seq);
+    lm_seq one = {seq, n, ids.n - cut + 1, n};
+    float lp[512];
+    ck_assert_int_le(t->n_resp, 512);
+    ck_assert_int_eq(lm_ctx_score(f->ctx, NULL, &one, 1, lp, NULL, &err), DL_OK);
+    double acc = 0.0;
+    for (int64_t k = 0; k < t->n_resp; k++)
+        acc += (1.0 - exp((double)lp[k])) * (1.0 - exp((double)lp[k]));
+    *cut_out = cut;
+    free(seq);
+    lm_tok_ids_free(&ids);
+    free(text);
+    return sqrt(acc / (double)t->n_resp);
+}
+
+/* The truncation quantum: every pair equals the plain computation with the
+ * cut rounded up (and the untruncated ones the plain computation);
+ * truncated pairs share prefixes, so a coarser quantum evaluates fewer
+ * tokens; and a pair's bits still do not depend on what else is scored. */
+START_TEST(test_truncation_quantum)
+{
+    fixture f;
+    fixture_load(&f, 0);
+    dl_error err = {0};
+    lm_ctx_params p = lm_ctx_params_default();
+    p.n_threads = 2;
+    p.n_ctx = 200; /* some pairs fit, most overflow by 1..150 tokens */
+    ck_assert_int_eq(lm_ctx_new(f.model, &p, &f.ctx, &err), DL_OK);
+    int64_t n = f.set->n, cost[2] = {0, 0}, quanta[2] = {1, 32};
+    double d[2][64];
+    ck_assert_int_le(n * n, 64);
+    for (int v = 0; v < 2; v++) {
+        ut_config cfg = {.trunc_quantum = quanta[v]};
+        ut_scorer *s = NULL;
+        ck_assert_int_eq(ut_scorer_new(f.ctx, f.tok, &cfg, f.model_hash, NULL, &s, &err), DL_OK);
+        ck_assert_int_eq(ut_score_icl(s, f.set, f.set, NULL, d[v], NULL, &err), DL_OK);
+        const ut_stats *st = ut_scorer_stats(s);
+        cost[v] = st->tokens_prefix + st->tokens_scored;
+        int64_t truncated = 0, whole = 0;
+        double worst = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++) {
+                int64_t cut = 0;
+                double want = d_oracle(&f, i, j, p.n_ctx, quanta[v], &cut);
+                worst = fmax(worst, fabs(d[v][i * n + j] - want));
+                truncated += cut > 0;
+                whole += cut == 0;
+            }
+        ck_assert_double_lt(worst, 1e-5);
+        ck_assert_int_eq(st->pairs_truncated, truncated);
+        ck_assert_int_gt(truncated, n); /* the case is exercised */
+        ck_assert_int_gt(whole, 0);
+        fprintf(stderr, "quantum %lld: %lld truncated, max |d - oracle| = %.3g, %lld tokens\n",
+                (long long)quanta[v], (long long)truncated, worst, (long long)cost[v]);
+        if (v == 1) { /* one target alone, bit for bit */
+            ut_set one = {&f.set->items[3], 1};
+            double alone[8];
+            ck_assert_int_eq(ut_score_icl(s, &one, f.set, NULL, alone, NULL, &err), DL_OK);
+            for (int64_t j = 0; j < n; j++)
+                ck_assert(memcmp(&alone[j], &d[v][3 * n + j], sizeof(double)) == 0);
+        }
+        ut_scorer_free(s);
+    }
+    ck_assert_int_lt(cost[1], cost[0]); /* the coarser quantum shared more */
+    int64_t differ = 0;
+    for (int64_t k = 0; k < n * n; k++)
+        differ += d[0][k] != d[1][k];
+    ck_assert_int_gt(differ, 0);
+    /* out of range */
+    ut_config bad = {.trunc_quantum = -1};
+    ck_assert_int_eq(ut_config_check(&bad, &err), DL_ERR_USAGE);
+    ck_assert_str_eq(err.field, "truncate_quantum");
+    bad.trunc_quantum = UT_TRUNC_QUANTUM_MAX + 1;
+    ck_assert_int_eq(ut_config_check(&bad, &err), DL_ERR_USAGE);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(test_templates_checked)
 {
     dl_error err = {0};
@@ -361,6 +478,7 @@ static Suite *ut_suite(int shared)
     tcase_add_test(tc, test_sharing_is_invisible);
     tcase_add_test(tc, test_cache_resume_bit_identical);
     tcase_add_test(tc, test_truncation);
+    tcase_add_test(tc, test_truncation_quantum);
     suite_add_tcase(s, tc);
     return s;
 }

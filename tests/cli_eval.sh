@@ -58,6 +58,12 @@ expect 1 "unexpected argument" "positional argument" -- "$bin" eval --model "$mo
 expect 1 "--fields" "bad field map" -- "$bin" eval --model "$model" $ok_in --fields 'nonsense=('
 expect 1 "empty file name" "empty --per-record" -- "$bin" eval --model "$model" $ok_in --per-record ''
 expect 1 "unknown backend" "unknown backend" -- "$bin" eval --model "$model" $ok_in --backend gpu
+expect 1 "--truncate-quantum" "quantum 0" -- "$bin" eval --model "$model" $ok_in --truncate-quantum 0
+expect 1 "--truncate-quantum" "quantum not a number" -- "$bin" eval --model "$model" $ok_in --truncate-quantum x
+printf 'no placeholder' >"$tmp/tpl_bad.txt"
+expect 1 "--template-icl" "ICL template without {p_i}" -- "$bin" eval --model "$model" $ok_in --template-icl "$tmp/tpl_bad.txt"
+expect 1 "--template-noicl" "no-ICL template without {p_i}" -- "$bin" eval --model "$model" $ok_in --template-noicl "$tmp/tpl_bad.txt"
+expect 1 "cannot read" "missing template file" -- "$bin" eval --model "$model" $ok_in --template-icl "$tmp/nope.txt"
 
 # ---- bad input (exit 2, the file named) ----
 expect 2 "$tmp/nope.jsonl" "missing subset file" -- \
@@ -95,6 +101,11 @@ expect 0 "" "cross: other subset, --per-record" -- \
     "$bin" eval --model "$model" --subset "$tmp/six.jsonl" --heldout "$tmp/three.jsonl" \
     --json --per-record "$tmp/cross.jsonl" --threads 2
 cp "$tmp/out" "$tmp/cross.json"
+printf 'Example: {p_j}{r_j}\nNow: {p_i}' >"$tmp/icl.txt"
+expect 0 "" "custom ICL template" -- \
+    "$bin" eval --model "$model" --subset "$tmp/six.jsonl" --heldout "$tmp/three.jsonl" \
+    --json --per-record "$tmp/tpl.jsonl" --threads 2 --template-icl "$tmp/icl.txt"
+cp "$tmp/out" "$tmp/tpl.json"
 ls "$tmp" | grep -q '\.tmp\.' && bad "temporary files left behind"
 # SIGINT during a longer run (the whole sample as subset and held-out): exit 130,
 # no per-record file and no temporary file left
@@ -204,6 +215,15 @@ c = json.load(open(tmp + "/cross.json"))
 check(all(abs(p["d_noicl"] - q["d_noicl"]) < 1e-12 for p in records(tmp + "/cross.jsonl")
           for q in per if q["heldout_id"] == p["heldout_id"]),
       "d_noicl of a record does not depend on the subset")
+t, tp = json.load(open(tmp + "/tpl.json")), records(tmp + "/tpl.jsonl")[2]
+h, e = records(tmp + "/three.jsonl")[tp["heldout_index"]], records(tmp + "/six.jsonl")[tp["example_index"]]
+custom = open(tmp + "/icl.txt").read()
+r = model_score(custom.replace("{p_j}", prompt_of(e)).replace("{r_j}", " " + e["output"])
+                .replace("{p_i}", prompt_of(h)), " " + h["output"])
+check(abs(r["distance"] - tp["d_icl"]) <= 1e-5 and t["truncate_quantum"] == 32
+      and abs(tp["d_icl"] - records(tmp + "/cross.jsonl")[2]["d_icl"]) > 1e-6,
+      "custom ICL template: d_icl %.8f equals model score's %.8f on that template" %
+      (tp["d_icl"], r["distance"]))
 shared = [p for p in records(tmp + "/cross.jsonl") if p["heldout_id"] == per[1]["heldout_id"]]
 check(len(shared) == 1 and shared[0]["example_id"] == shared[0]["heldout_id"]
       and abs(shared[0]["d_icl"] - per[1]["d_icl"]) < 1e-12,

@@ -67,6 +67,9 @@ expect 1 "needs --existing" "continual without existing" -- sel --stage continua
 expect 1 "exclude each other" "cache and no-cache" -- sel --no-cache "$P" -o "$O"
 expect 1 "--threads" "threads 0" -- sel --threads 0 "$P" -o "$O"
 expect 1 "--progress" "bad progress" -- sel --progress loud "$P" -o "$O"
+expect 1 "--truncate-quantum" "quantum 0" -- sel --truncate-quantum 0 "$P" -o "$O"
+expect 1 "--truncate-quantum" "quantum too large" -- sel --truncate-quantum 4097 "$P" -o "$O"
+expect 1 "--truncate-quantum" "quantum not a number" -- sel --truncate-quantum 8x "$P" -o "$O"
 expect 1 "not an option of this command" "score with --budget" -- "$bin" score --model "$model" --budget 3 "$P" --out-dir "$tmp/k"
 expect 1 "one pool file only" "two pools" -- sel "$P" "$P" -o "$O"
 expect 1 "--model needs a value" "dangling flag" -- "$bin" select "$P" -o "$O" --model
@@ -158,6 +161,7 @@ assert man['method']['pairs'] == 'all' and man['method']['budget'] == 3
 assert man['kernels']['S']['rows'] == 8 and man['stats']['pairs_total'] == 8 + 64
 assert man['inputs']['pool']['records'] == 8 and len(man['inputs']['pool']['sha256']) == 64
 assert man['deviations'] and man['result']['selected'] == 3
+assert man['method']['truncate_quantum'] == 32
 EOF
 
 # the same kernels through `delift score` and `delift optimize`
