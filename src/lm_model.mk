@@ -16,6 +16,6 @@ TESTS += tests/model_score.sh
 EXTRA_DIST += tests/model_score.sh
 
 BENCHES += bench/bench_lm
-bench_bench_lm_SOURCES = bench/bench_lm.c bench/bench_common.h
+bench_bench_lm_SOURCES = bench/bench_lm.c bench/bench_common.h bench/bench_synth.c bench/bench_synth.h
 # The benchmark finds ../shared beside the source tree without DELIFT_SHARED.
 bench_bench_lm_CPPFLAGS = $(AM_CPPFLAGS) -DDL_TOP_SRCDIR='"$(abs_top_srcdir)"'

@@ -1,0 +1,365 @@
+/* bench_synth.c: the synthetic qwen2 GGUF writer (bench_synth.h). */
+#include "config.h"
+
+#include "bench_synth.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lm_quant.h"
+
+/* GGUF value types used here (lm_gguf.h numbers them the same way). */
+enum {
+    SYN_GGUF_U32 = 4,
+    SYN_GGUF_I32 = 5,
+    SYN_GGUF_F32 = 6,
+    SYN_GGUF_BOOL = 7,
+    SYN_GGUF_STR = 8,
+    SYN_GGUF_ARR = 9
+};
+
+#define SYN_ALIGN 32
+#define SYN_N_LETTER_MERGES (26 * 26)
+#define SYN_N_KV 19
+
+typedef enum syn_kind { SYN_MATRIX, SYN_BIAS, SYN_NORM } syn_kind;
+
+typedef struct syn_tensor {
+    char name[48];
+    int64_t ne0;    /* row length */
+    int64_t ne1;    /* rows; 0 for a 1-D tensor */
+    syn_kind kind;
+    uint32_t type;  /* lm_qtype */
+    uint64_t offset;
+} syn_tensor;
+
+/* A FILE that remembers its first failure, so the layout code reads
+ * straight and the status is checked once at the end. */
+typedef struct syn_out {
+    FILE *f;
+    int failed;
+} syn_out;
+
+static void out_bytes(syn_out *o, const void *p, size_t n)
+{
+    if (!o->failed && n && fwrite(p, 1, n, o->f) != n)
+        o->failed = 1;
+}
+
+static void out_u32(syn_out *o, uint32_t v) { out_bytes(o, &v, 4); }
+static void out_u64(syn_out *o, uint64_t v) { out_bytes(o, &v, 8); }
+
+static void out_str(syn_out *o, const char *s, size_t n)
+{
+    out_u64(o, n);
+    out_bytes(o, s, n);
+}
+
+static void out_key(syn_out *o, const char *key, uint32_t type)
+{
+    out_str(o, key, strlen(key));
+    out_u32(o, type);
+}
+
+static void out_pad(syn_out *o, uint64_t written)
+{
+    static const unsigned char zero[SYN_ALIGN];
+    out_bytes(o, zero, (size_t)((SYN_ALIGN - written % SYN_ALIGN) % SYN_ALIGN));
+}
+
+/* ---- values ---------------------------------------------------------------- */
+
+/* splitmix64: a fast generator whose every seed gives an independent-looking
+ * stream; one per tensor. */
+static uint64_t syn_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [center - half, center + half). */
+static void syn_fill(float *x, int64_t n, float center, float half, uint64_t *state)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double u = (double)(syn_next(state) >> 40) * (1.0 / 16777216.0);
+        x[i] = center + half * (float)(2.0 * u - 1.0);
+    }
+}
+
+static void syn_q8_0_row(const float *x, int64_t n, unsigned char *dst)
+{
+    for (int64_t b = 0; b < n / 32; b++, x += 32, dst += 34) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        uint16_t h = lm_quant_f32_to_f16(d);
+        memcpy(dst, &h, 2);
+        for (int j = 0; j < 32; j++)
+            dst[2 + j] = (unsigned char)(int8_t)lrintf(x[j] * id);
+    }
+}
+
+/* Encodes one row of n values as `type` into dst (lm_quant_row_size bytes). */
+static void syn_encode_row(uint32_t type, const float *x, int64_t n, unsigned char *dst)
+{
+    if (type == LM_QTYPE_F32) {
+        memcpy(dst, x, sizeof(float) * (size_t)n);
+    } else if (type == LM_QTYPE_F16) {
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h = lm_quant_f32_to_f16(x[i]);
+            memcpy(dst + 2 * i, &h, 2);
+        }
+    } else {
+        syn_q8_0_row(x, n, dst);
+    }
+}
+
+/* ---- tokenizer ------------------------------------------------------------- */
+
+/* GPT-2's byte-level alphabet: printable bytes stand for themselves, the
+ * others for code points 256, 257, ... in byte order.  Writes the UTF-8 of
+ * byte b's symbol; returns its length. */
+static size_t syn_byte_symbol(unsigned b, char *out)
+{
+    unsigned cp = b;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174)) {
+        unsigned k = 0;
+        for (unsigned c = 0; c < b; c++)
+            k += !((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174);
+        cp = 256 + k;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xc0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+}
+
+static const char *const syn_controls[3] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+
+/* Token id's text into buf (>= 32 bytes); returns its length. */
+static size_t syn_token(int64_t id, int64_t n_vocab, char *buf)
+{
+    if (id < 256)
+        return syn_byte_symbol((unsigned)id, buf);
+    if (id < 256 + SYN_N_LETTER_MERGES) {
+        buf[0] = (char)('a' + (id - 256) / 26);
+        buf[1] = (char)('a' + (id - 256) % 26);
+        return 2;
+    }
+    if (id >= n_vocab - 3) {
+        strcpy(buf, syn_controls[id - (n_vocab - 3)]);
+        return strlen(buf);
+    }
+    return (size_t)snprintf(buf, 32, "[s%lld]", (long long)id);
+}
+
+static void syn_write_tokenizer(syn_out *o, int64_t n_vocab)
+{
+    char buf[32];
+    out_key(o, "tokenizer.ggml.model", SYN_GGUF_STR);
+    out_str(o, "gpt2", 4);
+    out_key(o, "tokenizer.ggml.pre", SYN_GGUF_STR);
+    out_str(o, "qwen2", 5);
+    out_key(o, "tokenizer.ggml.tokens", SYN_GGUF_ARR);
+    out_u32(o, SYN_GGUF_STR);
+    out_u64(o, (uint64_t)n_vocab);
+    for (int64_t i = 0; i < n_vocab; i++)
+        out_str(o, buf, syn_token(i, n_vocab, buf));
+    out_key(o, "tokenizer.ggml.token_type", SYN_GGUF_ARR);
+    out_u32(o, SYN_GGUF_I32);
+    out_u64(o, (uint64_t)n_vocab);
+    for (int64_t i = 0; i < n_vocab; i++)
+        out_u32(o, i >= n_vocab - 3 ? 3u : 1u); /* control : normal */
+    out_key(o, "tokenizer.ggml.merges", SYN_GGUF_ARR);
+    out_u32(o, SYN_GGUF_STR);
+    out_u64(o, SYN_N_LETTER_MERGES);
+    for (int k = 0; k < SYN_N_LETTER_MERGES; k++) {
+        buf[0] = (char)('a' + k / 26);
+        buf[1] = ' ';
+        buf[2] = (char)('a' + k % 26);
+        out_str(o, buf, 3);
+    }
+    out_key(o, "tokenizer.ggml.bos_token_id", SYN_GGUF_U32);
+    out_u32(o, (uint32_t)(n_vocab - 3));
+    out_key(o, "tokenizer.ggml.eos_token_id", SYN_GGUF_U32);
+    out_u32(o, (uint32_t)(n_vocab - 3));
+    out_key(o, "tokenizer.ggml.add_bos_token", SYN_GGUF_BOOL);
+    out_bytes(o, "", 1); /* false */
+}
+
+/* ---- layout ---------------------------------------------------------------- */
+
+bench_synth_shape bench_synth_qwen25_05b(void)
+{
+    return (bench_synth_shape){.name = "synthetic Qwen2.5-0.5B shape",
+                               .n_vocab = 151936,
+                               .n_embd = 896,
+                               .n_layer = 24,
+                               .n_head = 14,
+                               .n_head_kv = 2,
+                               .n_ff = 4864,
+                               .n_ctx = 32768,
+                               .rope_freq_base = 1e6f,
+                               .rms_eps = 1e-6f};
+}
+
+static int64_t syn_n_tensors(const bench_synth_shape *s)
+{
+    return 2 + 12 * s->n_layer;
+}
+
+/* Fills t[syn_n_tensors(s)] in file order with names, shapes and types. */
+static void syn_layout(const bench_synth_shape *s, uint32_t type, syn_tensor *t)
+{
+    int64_t E = s->n_embd, KV = s->n_head_kv * (s->n_embd / s->n_head), n = 0;
+    t[n++] = (syn_tensor){"token_embd.weight", E, s->n_vocab, SYN_MATRIX, type, 0};
+    for (int64_t l = 0; l < s->n_layer; l++) {
+        static const struct {
+            const char *suffix;
+            int rows, cols; /* 0: n_embd, 1: KV, 2: n_ff, -1: 1-D */
+            syn_kind kind;
+        } per[12] = {{"attn_norm.weight", -1, 0, SYN_NORM},  {"attn_q.weight", 0, 0, SYN_MATRIX},
+                     {"attn_q.bias", -1, 0, SYN_BIAS},       {"attn_k.weight", 1, 0, SYN_MATRIX},
+                     {"attn_k.bias", -1, 1, SYN_BIAS},       {"attn_v.weight", 1, 0, SYN_MATRIX},
+                     {"attn_v.bias", -1, 1, SYN_BIAS},       {"attn_output.weight", 0, 0, SYN_MATRIX},
+                     {"ffn_norm.weight", -1, 0, SYN_NORM},   {"ffn_gate.weight", 2, 0, SYN_MATRIX},
+                     {"ffn_up.weight", 2, 0, SYN_MATRIX},    {"ffn_down.weight", 0, 2, SYN_MATRIX}};
+        const int64_t dim[3] = {E, KV, s->n_ff};
+        for (int k = 0; k < 12; k++) {
+            syn_tensor *x = &t[n++];
+            snprintf(x->name, sizeof x->name, "blk.%lld.%s", (long long)l, per[k].suffix);
+            x->ne0 = dim[per[k].cols];
+            x->ne1 = per[k].rows < 0 ? 0 : dim[per[k].rows];
+            x->kind = per[k].kind;
+            x->type = per[k].kind == SYN_MATRIX ? type : LM_QTYPE_F32;
+        }
+    }
+    t[n++] = (syn_tensor){"output_norm.weight", E, 0, SYN_NORM, LM_QTYPE_F32, 0};
+    uint64_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+        t[i].offset = off;
+        off += lm_quant_row_size(t[i].type, t[i].ne0) * (uint64_t)(t[i].ne1 ? t[i].ne1 : 1);
+        off = (off + SYN_ALIGN - 1) / SYN_ALIGN * SYN_ALIGN;
+    }
+}
+
+int64_t bench_synth_n_params(const bench_synth_shape *s)
+{
+    int64_t E = s->n_embd, KV = s->n_head_kv * (s->n_embd / s->n_head);
+    int64_t layer = 2 * E + (E * E + E) + 2 * (KV * E + KV) + E * E + 3 * E * s->n_ff;
+    return s->n_vocab * E + E + s->n_layer * layer;
+}
+
+static dl_status syn_check(const bench_synth_shape *s, uint32_t type, dl_error *err)
+{
+    if (type != LM_QTYPE_F32 && type != LM_QTYPE_F16 && type != LM_QTYPE_Q8_0)
+        return dl_error_set(err, DL_ERR_USAGE, "bench_synth: type %u: only F32, F16, Q8_0", type);
+    if (s->n_vocab <= 256 + SYN_N_LETTER_MERGES + 3 || s->n_vocab > INT32_MAX || s->n_layer < 1 ||
+        s->n_layer > 999 || s->n_head < 1 || s->n_head_kv < 1 || s->n_head % s->n_head_kv ||
+        s->n_embd < 32 || s->n_embd % 32 || s->n_embd % s->n_head || s->n_ff < 32 ||
+        s->n_ff % 32 || s->n_ctx < 1 || s->n_ctx > UINT32_MAX)
+        return dl_error_set(err, DL_ERR_USAGE, "bench_synth: unsupported shape");
+    return DL_OK;
+}
+
+static void syn_write_header(syn_out *o, const bench_synth_shape *s, uint32_t type)
+{
+    out_u32(o, 0x46554747u); /* "GGUF" */
+    out_u32(o, 3);
+    out_u64(o, (uint64_t)syn_n_tensors(s));
+    out_u64(o, SYN_N_KV);
+    out_key(o, "general.architecture", SYN_GGUF_STR);
+    out_str(o, "qwen2", 5);
+    out_key(o, "general.name", SYN_GGUF_STR);
+    out_str(o, s->name, strlen(s->name));
+    out_key(o, "general.file_type", SYN_GGUF_U32); /* llama.cpp's ftype */
+    out_u32(o, type == LM_QTYPE_F32 ? 0u : type == LM_QTYPE_F16 ? 1u : 7u);
+    const struct {
+        const char *key;
+        int64_t v;
+    } ints[] = {{"qwen2.context_length", s->n_ctx},
+                {"qwen2.embedding_length", s->n_embd},
+                {"qwen2.block_count", s->n_layer},
+                {"qwen2.feed_forward_length", s->n_ff},
+                {"qwen2.attention.head_count", s->n_head},
+                {"qwen2.attention.head_count_kv", s->n_head_kv}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        out_key(o, ints[i].key, SYN_GGUF_U32);
+        out_u32(o, (uint32_t)ints[i].v);
+    }
+    out_key(o, "qwen2.rope.freq_base", SYN_GGUF_F32);
+    out_bytes(o, &s->rope_freq_base, 4);
+    out_key(o, "qwen2.attention.layer_norm_rms_epsilon", SYN_GGUF_F32);
+    out_bytes(o, &s->rms_eps, 4);
+    syn_write_tokenizer(o, s->n_vocab);
+}
+
+/* Tensor i's values, row by row, encoded; rows and buffers hold n_embd /
+ * n_ff values (the longest row). */
+static void syn_write_tensor(syn_out *o, const syn_tensor *t, int64_t i, uint64_t seed,
+                             float *row, unsigned char *enc)
+{
+    uint64_t state = seed ^ (0x2545f4914f6cdd1dull * (uint64_t)(i + 1));
+    size_t rb = lm_quant_row_size(t->type, t->ne0);
+    const float sd = 0.02f, half = sd * 1.7320508f; /* uniform: sd = half / sqrt(3) */
+    for (int64_t r = 0; r < (t->ne1 ? t->ne1 : 1); r++) {
+        if (t->kind == SYN_NORM)
+            syn_fill(row, t->ne0, 1.0f, 0.1f, &state);
+        else
+            syn_fill(row, t->ne0, 0.0f, half, &state);
+        syn_encode_row(t->type, row, t->ne0, enc);
+        out_bytes(o, enc, rb);
+    }
+    out_pad(o, rb * (uint64_t)(t->ne1 ? t->ne1 : 1));
+}
+
+dl_status bench_synth_write(const char *path, const bench_synth_shape *s, uint32_t type,
+                            uint64_t seed, dl_error *err)
+{
+    dl_status st = syn_check(s, type, err);
+    if (st != DL_OK)
+        return st;
+    int64_t nt = syn_n_tensors(s), cols = s->n_ff > s->n_embd ? s->n_ff : s->n_embd;
+    syn_tensor *t = malloc(sizeof *t * (size_t)nt);
+    float *row = malloc(sizeof(float) * (size_t)cols);
+    unsigned char *enc = malloc(sizeof(float) * (size_t)cols);
+    syn_out o = {fopen(path, "wb"), 0};
+    if (!t || !row || !enc) {
+        st = dl_error_set(err, DL_ERR_NOMEM, "bench_synth: out of memory");
+    } else if (!o.f) {
+        st = dl_error_set(err, DL_ERR_IO, "bench_synth: cannot create %s", path);
+    } else {
+        syn_layout(s, type, t);
+        syn_write_header(&o, s, type);
+        for (int64_t i = 0; i < nt; i++) {
+            out_str(&o, t[i].name, strlen(t[i].name));
+            out_u32(&o, t[i].ne1 ? 2 : 1);
+            out_u64(&o, (uint64_t)t[i].ne0);
+            if (t[i].ne1)
+                out_u64(&o, (uint64_t)t[i].ne1);
+            out_u32(&o, t[i].type);
+            out_u64(&o, t[i].offset);
+        }
+        long at = o.failed ? 0 : ftell(o.f);
+        o.failed |= at < 0;
+        out_pad(&o, (uint64_t)(at < 0 ? 0 : at));
+        for (int64_t i = 0; i < nt; i++)
+            syn_write_tensor(&o, &t[i], i, seed, row, enc);
+    }
+    if (o.f && fclose(o.f) != 0)
+        o.failed = 1;
+    if (st == DL_OK && o.failed)
+        st = dl_error_set(err, DL_ERR_IO, "bench_synth: writing %s failed", path);
+    free(t);
+    free(row);
+    free(enc);
+    return st;
+}
