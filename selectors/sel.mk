@@ -1,7 +1,7 @@
 # selectors/sel.mk: submodular functions and greedy optimisers (issue 3).
 selectors_libdlsel_la_SOURCES += selectors/sel.h selectors/sel_impl.h \
 	selectors/sel_kernel.c selectors/sel_fn.c selectors/sel_fast.c \
-	selectors/sel_opt.c
+	selectors/sel_gc.c selectors/sel_opt.c
 if HAVE_CHECK
 check_PROGRAMS += tests/check_sel
 tests_check_sel_SOURCES = tests/check_sel.c tests/dl_test.h

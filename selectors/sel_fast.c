@@ -24,6 +24,7 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,10 +151,14 @@ __attribute__((target("avx2"))) static void row_update_avx2(double *g, const flo
 
 static int use_avx2(void)
 {
+    /* pool threads ask too: relaxed atomics (every writer stores the same value) */
     static int cached = -1;
-    if (cached < 0)
-        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return cached;
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = __builtin_cpu_supports("avx2") ? 1 : 0;
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    return c;
 }
 #endif
 
@@ -247,72 +252,6 @@ int64_t sel_row_nonfinite(const float *row, int64_t n)
     return -1;
 }
 
-/* ---- graph cut helpers -------------------------------------------------------- */
-
-static int64_t row_accumulate_scalar(double *out, const float *row, int64_t lo, int64_t n)
-{
-    for (int64_t j = lo; j < n; j++) {
-        if (!(fabsf(row[j]) <= FLT_MAX))
-            return j;
-        out[j] += (double)row[j];
-    }
-    return -1;
-}
-
-#ifdef SEL_HAVE_AVX2
-__attribute__((target("avx2"))) static int64_t row_accumulate_avx2(double *out,
-                                                                  const float *row,
-                                                                  int64_t n)
-{
-    const __m256 big = _mm256_set1_ps(FLT_MAX);
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 v = _mm256_loadu_ps(row + j);
-        __m256 ok = _mm256_cmp_ps(_mm256_and_ps(v, absmask), big, _CMP_LE_OQ);
-        if (_mm256_movemask_ps(ok) != 0xff)
-            return row_accumulate_scalar(out, row, j, n);
-        __m256d v0 = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
-        __m256d v1 = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
-        _mm256_storeu_pd(out + j, _mm256_add_pd(_mm256_loadu_pd(out + j), v0));
-        _mm256_storeu_pd(out + j + 4, _mm256_add_pd(_mm256_loadu_pd(out + j + 4), v1));
-    }
-    return row_accumulate_scalar(out, row, j, n);
-}
-#endif
-
-int64_t sel_row_accumulate(double *out, const float *row, int64_t n)
-{
-#ifdef SEL_HAVE_AVX2
-    if (use_avx2())
-        return row_accumulate_avx2(out, row, n);
-#endif
-    return row_accumulate_scalar(out, row, 0, n);
-}
-
-int sel_dense_symmetric(const sel_kernel *k)
-{
-    enum { TILE = 64 };
-    if (k->kind != SEL_KERNEL_DENSE || k->rows != k->cols)
-        return 0;
-    int64_t n = k->rows, st = k->stride;
-    const float *d = k->data;
-    /* tile (i0, j0) above the diagonal against its mirror: both stay in cache */
-    for (int64_t i0 = 0; i0 < n; i0 += TILE) {
-        int64_t i1 = i0 + TILE < n ? i0 + TILE : n;
-        for (int64_t j0 = i0; j0 < n; j0 += TILE) {
-            int64_t j1 = j0 + TILE < n ? j0 + TILE : n;
-            int same = 1;
-            for (int64_t i = i0; i < i1; i++)
-                for (int64_t j = j0 > i + 1 ? j0 : i + 1; j < j1; j++)
-                    same &= d[i * st + j] == d[j * st + i];
-            if (!same)
-                return 0;
-        }
-    }
-    return 1;
-}
-
 static void row_add(double *g, const float *row, int64_t lo, int64_t hi, float m0,
                     float cap, int flmi)
 {
@@ -339,13 +278,61 @@ static void row_update(double *g, const float *row, int64_t lo, int64_t hi, floa
 
 /* ---- a tiny fork-join pool ---------------------------------------------- */
 
-typedef void (*pool_job)(void *arg, int tid, int nthreads);
+/* Sense-reversing barrier that spins a little, then yields.  A dense pick
+ * crosses three of them a few microseconds apart; a futex sleep and wake per
+ * crossing (pthread barriers) measured about 9,000 context switches and 40%
+ * more CPU for fl uniform on two threads. */
+typedef struct spin_barrier {
+    int n;     /* threads that cross it (atomic: set before the first use) */
+    int count; /* arrived in this round (atomic) */
+    int sense; /* flips when a round completes (atomic) */
+} spin_barrier;
+
+/* Spins of the pause loop before a waiter starts to yield its core. */
+#define SEL_SPIN_LIMIT 4000
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* *local is the caller's own sense, flipped every crossing. */
+static void barrier_wait(spin_barrier *b, int *local)
+{
+    int s = !*local;
+    *local = s;
+    if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) ==
+        __atomic_load_n(&b->n, __ATOMIC_ACQUIRE)) {
+        /* the reset happens before the release, so early arrivals of the
+         * next round count from 0 */
+        __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&b->sense, s, __ATOMIC_RELEASE);
+        return;
+    }
+    for (long spins = 0; __atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) != s; spins++) {
+        if (spins < SEL_SPIN_LIMIT)
+            cpu_relax();
+        else
+            sched_yield(); /* a shared machine: the other thread may wait for a core */
+    }
+}
+
+/* Every thread crosses the one barrier in the same order: go, the job's own
+ * pool_sync calls, done.  job, arg and quit are written before a crossing
+ * and read after it. */
+#define SEL_POOL_MAX 64
 
 struct sel_pool {
-    int nthreads; /* including the caller */
+    int nthreads; /* including the caller, <= SEL_POOL_MAX */
     pthread_t *th;
-    pthread_barrier_t go, done;
-    pool_job job;
+    spin_barrier bar;
+    struct {
+        int v;
+        char pad[60]; /* one cache line each: no false sharing */
+    } sense[SEL_POOL_MAX]; /* each thread's own barrier sense, by tid */
+    sel_pool_job job;
     void *arg;
     int quit;
 };
@@ -360,13 +347,14 @@ static void *pool_worker(void *p)
     worker_arg *w = p;
     struct sel_pool *pool = w->pool;
     int tid = w->tid;
+    int *sense = &pool->sense[tid].v;
     free(w);
     for (;;) {
-        pthread_barrier_wait(&pool->go);
+        barrier_wait(&pool->bar, sense); /* go */
         if (pool->quit)
             break;
         pool->job(pool->arg, tid, pool->nthreads);
-        pthread_barrier_wait(&pool->done);
+        barrier_wait(&pool->bar, sense); /* done */
     }
     return NULL;
 }
@@ -376,33 +364,27 @@ static void pool_free(struct sel_pool *pool)
     if (!pool)
         return;
     pool->quit = 1;
-    pthread_barrier_wait(&pool->go);
+    if (pool->nthreads > 1)
+        barrier_wait(&pool->bar, &pool->sense[0].v);
     for (int t = 1; t < pool->nthreads; t++)
         pthread_join(pool->th[t], NULL);
-    pthread_barrier_destroy(&pool->go);
-    pthread_barrier_destroy(&pool->done);
     free(pool->th);
     free(pool);
 }
 
-static struct sel_pool *pool_new(int nthreads)
+struct sel_pool *sel_pool_new(int nthreads)
 {
     struct sel_pool *pool = calloc(1, sizeof *pool);
     if (!pool)
         return NULL;
+    nthreads = nthreads > SEL_POOL_MAX ? SEL_POOL_MAX : nthreads;
     pool->nthreads = nthreads;
     pool->th = calloc((size_t)nthreads, sizeof *pool->th);
-    if (!pool->th || pthread_barrier_init(&pool->go, NULL, (unsigned)nthreads) != 0) {
-        free(pool->th);
+    if (!pool->th) {
         free(pool);
         return NULL;
     }
-    if (pthread_barrier_init(&pool->done, NULL, (unsigned)nthreads) != 0) {
-        pthread_barrier_destroy(&pool->go);
-        free(pool->th);
-        free(pool);
-        return NULL;
-    }
+    pool->bar.n = nthreads;
     for (int t = 1; t < nthreads; t++) {
         worker_arg *w = malloc(sizeof *w);
         if (w) {
@@ -411,11 +393,9 @@ static struct sel_pool *pool_new(int nthreads)
         }
         if (!w || pthread_create(&pool->th[t], NULL, pool_worker, w) != 0) {
             free(w);
-            /* run with the threads that started */
-            pthread_barrier_destroy(&pool->go);
-            pthread_barrier_destroy(&pool->done);
-            pthread_barrier_init(&pool->go, NULL, (unsigned)t);
-            pthread_barrier_init(&pool->done, NULL, (unsigned)t);
+            /* run with the threads that started: none can cross before
+             * the caller's first arrival, which comes after this */
+            __atomic_store_n(&pool->bar.n, t, __ATOMIC_RELEASE);
             pool->nthreads = t;
             break;
         }
@@ -423,7 +403,7 @@ static struct sel_pool *pool_new(int nthreads)
     return pool;
 }
 
-static void pool_run(struct sel_pool *pool, pool_job job, void *arg)
+void sel_pool_run(struct sel_pool *pool, sel_pool_job job, void *arg)
 {
     if (!pool || pool->nthreads == 1) {
         job(arg, 0, 1);
@@ -431,9 +411,22 @@ static void pool_run(struct sel_pool *pool, pool_job job, void *arg)
     }
     pool->job = job;
     pool->arg = arg;
-    pthread_barrier_wait(&pool->go);
+    barrier_wait(&pool->bar, &pool->sense[0].v); /* go */
     job(arg, 0, pool->nthreads);
-    pthread_barrier_wait(&pool->done);
+    barrier_wait(&pool->bar, &pool->sense[0].v); /* done */
+}
+
+/* Inside a job run by sel_pool_run on thread tid: returns when every thread
+ * has got here. */
+static void pool_sync(struct sel_pool *pool, int nthreads, int tid)
+{
+    if (pool && nthreads > 1)
+        barrier_wait(&pool->bar, &pool->sense[tid].v);
+}
+
+int sel_pool_threads(const struct sel_pool *pool)
+{
+    return pool ? pool->nthreads : 1;
 }
 
 void sel_fast_pool_free(sel_fn *f)
@@ -557,11 +550,11 @@ dl_status sel_fast_init(sel_fn *f, dl_error *err)
         return dl_error_set(err, DL_ERR_NOMEM, "out of memory for the block maxima");
     if (f->threads > 1 && !f->pool) {
         int nt = f->threads > 64 ? 64 : f->threads;
-        f->pool = pool_new(nt); /* NULL: fall back to one thread */
+        f->pool = sel_pool_new(nt); /* NULL: fall back to one thread */
     }
     init_job jb;
     jb.f = f;
-    pool_run(f->pool, init_dense, &jb);
+    sel_pool_run(f->pool, init_dense, &jb);
     int nt = f->pool ? f->pool->nthreads : 1;
     int64_t br = -1, bc = -1;
     for (int t = 0; t < nt; t++)
@@ -582,22 +575,26 @@ dl_status sel_fast_init(sel_fn *f, dl_error *err)
 typedef struct add_job {
     sel_fn *f;
     int64_t nchanged;
+    int64_t a;                   /* the pick (threaded pick) */
+    int64_t rlo[64], cnt[64];    /* threaded pick: thread t's rows start at rlo[t];
+                                  * its risen rows are changed[rlo[t] ..] (cnt[t]) */
 } add_job;
 
-static void update_dense(void *arg, int tid, int nt)
+/* gain[lo, hi) for the rows[0..cnt) whose memo rose from old[] to memo[]
+ * (flmi: a row already at its cap changes no gain). */
+static void update_rows(sel_fn *f, const int64_t *rows, const float *old, int64_t cnt,
+                        int64_t lo, int64_t hi)
 {
-    add_job *jb = arg;
-    sel_fn *f = jb->f;
     const sel_kernel *k = f->p.kernel;
-    int64_t lo, hi;
-    slice(f->n, tid, nt, &lo, &hi);
     double *g = f->gain;
     int flmi = f->p.fn == SEL_FN_FLMI;
-    for (int64_t c = 0; c < jb->nchanged; c++) {
-        int64_t i = f->changed[c];
+    for (int64_t c = 0; c < cnt; c++) {
+        int64_t i = rows[c];
         const float *row = k->data + i * k->stride;
         const float *bmax = f->bmax + i * f->nblocks;
-        float mo = f->changed_old[c], mn = f->memo[i], cap = flmi ? f->cap[i] : 0.0f;
+        float mo = old[c], mn = f->memo[i], cap = flmi ? f->cap[i] : 0.0f;
+        if (flmi && !(mo < cap))
+            continue;
         for (int64_t b0 = lo; b0 < hi; b0 += SEL_BLOCK) {
             if (bmax[b0 / SEL_BLOCK] <= mo)
                 continue; /* nothing in the block is above the old memo */
@@ -605,6 +602,67 @@ static void update_dense(void *arg, int tid, int nt)
             row_update(g, row, b0, b1, mo, mn, cap, flmi, f->touched, f->step);
         }
     }
+}
+
+static void update_dense(void *arg, int tid, int nt)
+{
+    add_job *jb = arg;
+    int64_t lo, hi;
+    slice(jb->f->n, tid, nt, &lo, &hi);
+    update_rows(jb->f, jb->f->changed, jb->f->changed_old, jb->nchanged, lo, hi);
+}
+
+/* Rows of [r0, r1) whose memo a pick a raises: changed[r0 ..] and their old
+ * memo changed_old[r0 ..], in row order; raises the memo; returns how many.
+ * Only the rows whose memo is below the maximum of a's block can rise: a
+ * contiguous, branch-free pass over one line of the transposed block maxima
+ * finds them, and only they read S[i][a] (a cache and TLB miss each). */
+static int64_t scan_rows(sel_fn *f, int64_t a, int64_t r0, int64_t r1)
+{
+    const sel_kernel *k = f->p.kernel;
+    const float *col = k->data + a;
+    const float *bt = f->bmaxt + (a / SEL_BLOCK) * f->m;
+    int64_t *cand = f->changed + r0, ncand = 0, nc = 0;
+    float *old = f->changed_old + r0;
+    for (int64_t i = r0; i < r1; i++) {
+        cand[ncand] = i;
+        ncand += bt[i] > f->memo[i];
+    }
+    /* one line (and page) per row: ask for rows ahead so the misses overlap */
+    enum { AHEAD = 16 };
+    for (int64_t c = 0; c < ncand && c < AHEAD; c++)
+        __builtin_prefetch(col + cand[c] * k->stride);
+    for (int64_t c = 0; c < ncand; c++) {
+        int64_t i = cand[c];
+        if (c + AHEAD < ncand)
+            __builtin_prefetch(col + cand[c + AHEAD] * k->stride);
+        float s = col[i * k->stride];
+        if (s > f->memo[i]) {
+            cand[nc] = i; /* nc <= c: never overwrites a candidate ahead */
+            old[nc++] = f->memo[i];
+            f->memo[i] = s;
+        }
+    }
+    return nc;
+}
+
+/* A whole dense pick on the pool: each thread scans its rows, then (after
+ * all have) updates its column slice of gain[] for every thread's risen
+ * rows, in row order. */
+static void pick_dense(void *arg, int tid, int nt)
+{
+    add_job *jb = arg;
+    sel_fn *f = jb->f;
+    int64_t per = (f->m + nt - 1) / nt, r0 = per * tid < f->m ? per * tid : f->m;
+    int64_t r1 = r0 + per < f->m ? r0 + per : f->m;
+    jb->rlo[tid] = r0;
+    jb->cnt[tid] = scan_rows(f, jb->a, r0, r1);
+    pool_sync(f->pool, nt, tid);
+    int64_t lo, hi;
+    slice(f->n, tid, nt, &lo, &hi);
+    for (int t = 0; t < nt; t++)
+        update_rows(f, f->changed + jb->rlo[t], f->changed_old + jb->rlo[t], jb->cnt[t], lo,
+                    hi);
 }
 
 static void update_csr(sel_fn *f, int64_t nchanged)
@@ -674,48 +732,31 @@ static void memo_log(sel_fn *f, int64_t i, float mo)
 /* Work below this many kernel elements is not worth waking the pool. */
 #define SEL_POOL_MIN_WORK 65536
 
+/* A dense pick scans its rows on the pool from this many rows (low, so that
+ * the tests' small kernels run the threaded scan too). */
+#define SEL_POOL_MIN_ROWS 32
+
 void sel_fast_add(sel_fn *f, int64_t a)
 {
     const sel_kernel *k = f->p.kernel;
     int flmi = f->p.fn == SEL_FN_FLMI;
     int64_t nc = 0;
     f->step++;
-    if (k->kind == SEL_KERNEL_DENSE) {
-        const float *col = k->data + a;
-        /* Rows whose memo is below the maximum of a's block: a contiguous,
-         * branch-free pass over one line of the transposed block maxima.
-         * Any other row's memo already tops S[i][a], so its (cache- and
-         * TLB-missing) kernel read is skipped.  The candidates go to
-         * changed[] and are compacted in place into the changed rows. */
-        const float *bt = f->bmaxt + (a / SEL_BLOCK) * f->m;
-        int64_t *cand = f->changed, ncand = 0;
-        for (int64_t i = 0; i < f->m; i++) {
-            cand[ncand] = i;
-            ncand += bt[i] > f->memo[i];
-        }
-        /* The column is one cache line (and page) per row: ask for rows
-         * ahead so the misses overlap instead of queueing. */
-        enum { AHEAD = 16 };
-        for (int64_t c = 0; c < ncand && c < AHEAD; c++)
-            __builtin_prefetch(col + cand[c] * k->stride);
-        for (int64_t c = 0; c < ncand; c++) {
-            int64_t i = cand[c];
-            if (c + AHEAD < ncand)
-                __builtin_prefetch(col + cand[c + AHEAD] * k->stride);
-            float s = col[i * k->stride];
-            if (s > f->memo[i]) {
-                /* flmi: a row already at its cap changes no gain */
-                if (!flmi || f->memo[i] < f->cap[i]) {
-                    f->changed[nc] = i; /* nc <= c: never overwrites a candidate ahead */
-                    f->changed_old[nc++] = f->memo[i];
-                }
-                memo_log(f, i, f->memo[i]);
-                f->memo[i] = s;
-            }
-        }
-        add_job jb = {f, nc};
+    if (k->kind == SEL_KERNEL_DENSE && f->pool && f->m >= SEL_POOL_MIN_ROWS) {
+        add_job jb;
+        jb.f = f;
+        jb.a = a;
+        sel_pool_run(f->pool, pick_dense, &jb);
+        for (int t = 0; t < sel_pool_threads(f->pool); t++) /* log in row order */
+            for (int64_t c = jb.rlo[t]; c < jb.rlo[t] + jb.cnt[t]; c++)
+                memo_log(f, f->changed[c], f->changed_old[c]);
+    } else if (k->kind == SEL_KERNEL_DENSE) {
+        nc = scan_rows(f, a, 0, f->m);
+        for (int64_t c = 0; c < nc; c++)
+            memo_log(f, f->changed[c], f->changed_old[c]);
+        add_job jb = {f, nc, a, {0}, {0}};
         if (f->pool && nc * f->n >= SEL_POOL_MIN_WORK)
-            pool_run(f->pool, update_dense, &jb);
+            sel_pool_run(f->pool, update_dense, &jb);
         else
             update_dense(&jb, 0, 1);
     } else {

@@ -39,6 +39,7 @@ void sel_fn_free(sel_fn *f)
     free(f->rowpick);
     free(f->colpick);
     free(f->colpick_n);
+    free(f->diag);
     free(f->psum);
     free(f->qbest);
     free(f->in);
@@ -141,22 +142,27 @@ static dl_status row_sums(const sel_kernel *k, double *out, const char *name,
     return DL_OK;
 }
 
-/* T_j = sum_i S[i][j] in double, one row-wise sweep (also the value check). */
-static dl_status col_sums(const sel_kernel *k, double *out, dl_error *err)
+/* gc/gccg: T_j = sum_i S[i][j] in double, rows in order (also the value
+ * check), the diagonal terms and how colpick is kept.  Dense kernels:
+ * sel_gc.c (one read when S is symmetric).  CSR: one row-wise sweep;
+ * colpick gathers pending picks from row x when x's gain is asked for,
+ * which reads only the rows the greedy asks about. */
+static dl_status gc_sums(sel_fn *f, dl_error *err)
 {
+    const sel_kernel *k = f->p.kernel;
+    if (k->kind == SEL_KERNEL_DENSE)
+        return sel_gc_init(f, err);
+    f->gc_mode = SEL_GC_PENDING;
+    double *out = f->colsum;
     memset(out, 0, (size_t)k->cols * sizeof *out);
-    for (int64_t i = 0; k->kind == SEL_KERNEL_DENSE && i < k->rows; i++) {
-        /* check and add in one read of the row; rows in order, as below */
-        int64_t bad = sel_row_accumulate(out, k->data + i * k->stride, k->cols);
-        if (bad >= 0)
-            return numeric_error(err, "kernel", i, bad);
-    }
-    for (int64_t i = 0; k->kind == SEL_KERNEL_CSR && i < k->rows; i++) {
+    for (int64_t i = 0; i < k->rows; i++) {
         dl_status st = row_check(k, i, "kernel", err);
         if (st != DL_OK)
             return st;
         SEL_ROW_FOREACH(k, i, j, v, out[j] += v);
     }
+    for (int64_t j = 0; j < f->n; j++) /* a float product, as the reference */
+        f->diag[j] = (double)(f->lambda * sel_kernel_at(k, j, j));
     return DL_OK;
 }
 
@@ -197,25 +203,12 @@ static dl_status alloc_memo(sel_fn *f, int incremental)
             f->rowpick = xcalloc(n, sizeof *f->rowpick, &fail);
             f->colpick = xcalloc(n, sizeof *f->colpick, &fail);
             f->colpick_n = xcalloc(n, sizeof *f->colpick_n, &fail);
+            f->diag = xcalloc(n, sizeof *f->diag, &fail);
         }
         if (k == SEL_FN_GCCG)
             f->psum = xcalloc(n, sizeof *f->psum, &fail);
     }
     return fail ? DL_ERR_NOMEM : DL_OK;
-}
-
-/* gc/gccg: a dense S that equals its transpose needs no colpick at all
- * (it is rowpick: the same terms in the same order).  Otherwise colpick[x]
- * gathers the picks it lacks from row x when x's gain is asked for.  An
- * eager column add at each pick (n strided reads) measured no faster than
- * these gathers, which read only the rows the lazy greedy asks about. */
-static void gc_mode_choose(sel_fn *f)
-{
-    const sel_kernel *k = f->p.kernel;
-    if (k->kind != SEL_KERNEL_DENSE)
-        f->gc_mode = SEL_GC_PENDING;
-    else
-        f->gc_mode = sel_dense_symmetric(k) ? SEL_GC_SYMMETRIC : SEL_GC_PENDING;
 }
 
 /* The per-function constants: start memo, caps, column and row sums. */
@@ -240,15 +233,13 @@ static dl_status fill_constants(sel_fn *f, dl_error *err)
             f->qbest[j] = f->eta * f->qbest[j];
         break;
     case SEL_FN_GC:
-        st = col_sums(p->kernel, f->colsum, err);
-        gc_mode_choose(f);
+        st = gc_sums(f, err);
         break;
     case SEL_FN_GCMI:
         st = row_sums(p->query, f->colsum, "query", err);
         break;
     case SEL_FN_GCCG:
-        st = col_sums(p->kernel, f->colsum, err);
-        gc_mode_choose(f);
+        st = gc_sums(f, err);
         if (st == DL_OK)
             st = row_sums(p->priv, f->psum, "private", err);
         for (int64_t j = 0; st == DL_OK && j < f->n; j++)
@@ -423,6 +414,18 @@ static double colpick_now(const sel_fn *f, int64_t x)
     if (f->gc_mode == SEL_GC_SYMMETRIC)
         return f->rowpick[x];
     double c = f->colpick[x];
+    const sel_kernel *k = f->p.kernel;
+    if (k->kind == SEL_KERNEL_DENSE) {
+        /* the same terms in the same order as below, straight from row x */
+        const float *row = k->data + x * k->stride;
+        if (f->p.fn == SEL_FN_GCCG)
+            for (int64_t t = f->colpick_n[x]; t < f->count; t++)
+                c += (double)(f->lambda * row[f->picks[t]]);
+        else
+            for (int64_t t = f->colpick_n[x]; t < f->count; t++)
+                c += (double)row[f->picks[t]];
+        return c;
+    }
     for (int64_t t = f->colpick_n[x]; t < f->count; t++) {
         float v = sel_kernel_at(f->p.kernel, x, f->picks[t]);
         c += f->p.fn == SEL_FN_GCCG ? (double)(f->lambda * v) : (double)v;
@@ -432,16 +435,14 @@ static double colpick_now(const sel_fn *f, int64_t x)
 
 static double gain_gc_family(const sel_fn *f, int64_t j, double colpick)
 {
-    float sjj = sel_kernel_at(f->p.kernel, j, j);
     if (f->p.fn == SEL_FN_GC) {
         /* reference: T_j - 2 lambda sum_a S[j][a] - (float)(lambda S[j][j]);
          * rowpick + colpick equals 2 sum_a S[j][a] on a symmetric S. */
-        return f->colsum[j] - (double)f->lambda * (f->rowpick[j] + colpick) -
-               (double)(f->lambda * sjj);
+        return f->colsum[j] - (double)f->lambda * (f->rowpick[j] + colpick) - f->diag[j];
     }
     /* gccg: pick terms are float products lambda * S, as the reference
      * subtracts (float)(lambda * 2 * S[a][j]) one by one. */
-    return f->colsum[j] - (f->rowpick[j] + colpick) - (double)(f->lambda * sjj) -
+    return f->colsum[j] - (f->rowpick[j] + colpick) - f->diag[j] -
            (double)(2.0f * f->lambda * (float)f->psum[j]);
 }
 
@@ -508,6 +509,8 @@ static void add_memo(sel_fn *f, int64_t j)
         }
     } else if (p->fn == SEL_FN_FLQMI) {
         SEL_ROW_FOREACH(p->query, j, c, v, if (v > f->memo[c]) f->memo[c] = v);
+    } else if (is_gc_family(p->fn) && p->kernel->kind == SEL_KERNEL_DENSE) {
+        sel_gc_add(f, j);
     } else if (is_gc_family(p->fn)) {
         /* row j of S joins every rowpick[x] = sum_a S[a][x] */
         int scaled = p->fn == SEL_FN_GCCG;

@@ -37,7 +37,7 @@ static inline float sel_kernel_at(const sel_kernel *k, int64_t i, int64_t j)
 /* Graph cut on CSR folds pending picks into every column sum after this many. */
 #define SEL_GC_BATCH 32
 
-/* How gc/gccg keep colpick[x] = sum_{a in A} S[x][a] (sel_fn.c):
+/* How gc/gccg keep colpick[x] = sum_{a in A} S[x][a] (sel_fn.c, sel_gc.c):
  * PENDING: picks not yet folded in are gathered from row x when x's gain is
  * asked for (CSR also folds every pending pick in after SEL_GC_BATCH);
  * SYMMETRIC: a dense S equal to its transpose element for element, so
@@ -67,6 +67,7 @@ struct sel_fn {
     int64_t *colpick_n; /* (n) how many picks colpick[j] includes */
     int64_t colpick_all; /* every colpick[j] includes at least this many */
     sel_gc_mode gc_mode; /* gc/gccg: how colpick is kept (see above) */
+    double *diag;     /* (n) gc/gccg: (double)(lambda * S[j][j]), a float product */
     double *psum;     /* (n) gccg: (float)(nu * sum_p P[j][p]), as the reference */
     float *qbest;     /* (n) flqmi: eta * max(FLT_MIN, max_q Q[j][q]) */
     unsigned char *in; /* (n) 1 when j is in A */
@@ -141,17 +142,26 @@ void sel_csc_free(sel_csc *c);
 /* First non-finite element of a dense row of n, or -1 (vectorised). */
 int64_t sel_row_nonfinite(const float *row, int64_t n);
 
-/* out[j] += (double)row[j] for j in [0, n) (vectorised, one add per
- * element, so each out[j] sees the rows in the caller's order); returns the
- * first non-finite column of row (then out is partly updated), or -1. */
-int64_t sel_row_accumulate(double *out, const float *row, int64_t n);
+/* ---- sel_gc.c: graph cut on a dense square kernel -------------------------- */
 
-/* 1 when the dense square kernel k equals its transpose element for element
- * (float ==, so -0 matches +0: such sums are equal anyway); stops at the
- * first mismatch.  Reads k tile by tile. */
-int sel_dense_symmetric(const sel_kernel *k);
+/* Column sums T (f->colsum), the diagonal terms (f->diag) and the mode
+ * (SYMMETRIC when S equals its transpose element for element, float ==,
+ * else PENDING), in one read of S when it is symmetric; DL_ERR_NUMERIC names
+ * the first NaN/Inf in row-major order.  Starts f's pool for f->threads > 1. */
+dl_status sel_gc_init(sel_fn *f, dl_error *err);
+
+/* A pick of a: rowpick += row a (threaded by column slices). */
+void sel_gc_add(sel_fn *f, int64_t a);
 
 /* Stops and joins f's worker threads (NULL pool: no-op). */
 void sel_fast_pool_free(sel_fn *f);
+
+/* A fork-join pool: job(arg, tid, nthreads) runs once on each thread (tid 0
+ * is the caller) and sel_pool_run returns when all have finished.  NULL pool
+ * or one thread: job(arg, 0, 1) on the caller. */
+typedef void (*sel_pool_job)(void *arg, int tid, int nthreads);
+struct sel_pool *sel_pool_new(int nthreads); /* NULL when out of memory */
+void sel_pool_run(struct sel_pool *pool, sel_pool_job job, void *arg);
+int sel_pool_threads(const struct sel_pool *pool); /* 1 for NULL */
 
 #endif /* DL_SEL_IMPL_H */

@@ -588,51 +588,145 @@ static double gc_direct(const float *s, int64_t n, float lambda, const int64_t *
     return t - (double)lambda * (rsum + csum) - (double)(lambda * s[j * n + j]);
 }
 
-/* A symmetric S (no column sums of picks formed), a non-symmetric one, one
- * symmetric but for a single pair in the last tile, and one whose mirror
- * pairs differ only as -0 / +0: every gain the lazy greedy reports and every
- * candidate's gain after every pick equal the direct sums bit for bit. */
+/* gccg's gain of j, formed the same way: T_j - (sum_a lambda S[a][j] +
+ * sum_a lambda S[j][a]) - lambda S[j][j] - 2 lambda (nu sum_p P[j][p]),
+ * every product a float one, as the reference; the two pick sums apart
+ * (the reference's one column sum of 2 lambda S[a][j] on a symmetric S). */
+static double gccg_direct(const float *s, const float *pv, int64_t n, int64_t np, float lambda,
+                          float nu, const int64_t *a, int64_t na, int64_t j)
+{
+    double t = 0, rsum = 0, csum = 0, psum = 0;
+    for (int64_t i = 0; i < n; i++)
+        t += s[i * n + j];
+    for (int64_t u = 0; u < na; u++) {
+        rsum += (double)(lambda * s[a[u] * n + j]);
+        csum += (double)(lambda * s[j * n + a[u]]);
+    }
+    for (int64_t c = 0; c < np; c++)
+        psum += pv[j * np + c];
+    float pf = (float)(psum * (double)nu);
+    return t - (rsum + csum) - (double)(lambda * s[j * n + j]) - (double)(2.0f * lambda * pf);
+}
+
+/* One graph-cut kernel of side n: variant 0 symmetric, 1 random, 2
+ * symmetric but for one pair in the last tile, 3 mirror pairs that differ
+ * only as -0 / +0, 4 symmetric but for one pair off the diagonal (n > 128:
+ * in an off-diagonal tile pair), 5 symmetric with twelve orders of magnitude
+ * (the double sums round, so their order shows in the bits). */
+static float *gc_kernel(int64_t n, int variant)
+{
+    float *s = rand_matrix(n, n, 0.0, 1.0, variant != 1);
+    if (variant == 2)
+        s[(n - 2) * n + n - 1] += 0.25f;
+    if (variant == 3)
+        for (int64_t i = 0; i < n; i += 7) {
+            s[i * n + (i + 3) % n] = -0.0f;
+            s[((i + 3) % n) * n + i] = 0.0f;
+        }
+    if (variant == 4)
+        s[(n - 9) * n + 5] += 0.125f;
+    if (variant == 5)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j <= i; j++)
+                s[i * n + j] = s[j * n + i] = powf(10.0f, -12.0f * s[i * n + j]);
+    return s;
+}
+
+/* Every gain the lazy greedy reports and every candidate's gain after
+ * every pick (a sel_fn replaying the picks) equal the direct sums bit for
+ * bit, for gc and gccg, on kernels of one symmetry tile (70) and of several
+ * with ragged edges (300 = 2 x 128 + 44); two threads give the same bits. */
 START_TEST(test_gc_direct_sums)
 {
-    const int64_t n = 70; /* two symmetry tiles */
-    for (int variant = 0; variant < 4; variant++) {
-        float *s = rand_matrix(n, n, 0.0, 1.0, variant != 1);
-        if (variant == 2)
-            s[68 * n + 69] += 0.25f;
-        if (variant == 3)
-            for (int64_t i = 0; i < n; i += 7) {
-                s[i * n + (i + 3) % n] = -0.0f;
-                s[((i + 3) % n) * n + i] = 0.0f;
+    const int64_t sizes[] = {70, 300}, np = 3;
+    for (int si = 0; si < 2; si++)
+        for (int variant = 0; variant < 6; variant++)
+            for (int gccg = 0; gccg < 2; gccg++) {
+                int64_t n = sizes[si];
+                float *s = gc_kernel(n, variant);
+                float *pv = rand_matrix(n, np, 0.0, 0.5, 0);
+                sel_kernel k, kp;
+                sel_kernel_dense(&k, s, n, n, n);
+                sel_kernel_dense(&kp, pv, n, np, np);
+                sel_problem p;
+                sel_problem_init(&p);
+                p.fn = gccg ? SEL_FN_GCCG : SEL_FN_GC;
+                p.kernel = &k;
+                p.priv = gccg ? &kp : NULL;
+                p.lambda = 0.3 + 0.02 * variant;
+                p.nu = 0.75;
+                float lambda = (float)p.lambda, nu = (float)p.nu;
+                sel_options o;
+                sel_options_init(&o);
+                o.budget = 40;
+                sel_result r, r2;
+                solve(&p, &o, &r);
+                ck_assert_int_eq(r.count, 40);
+                o.threads = 2;
+                solve(&p, &o, &r2);
+                assert_same(&r, &r2, "gc threads");
+                sel_fn *f;
+                ck_assert_int_eq(sel_fn_new(&p, &f, NULL), DL_OK);
+                for (int64_t t = 0; t < r.count; t++) {
+                    int64_t x = r.indices[t];
+                    double want = gccg ? gccg_direct(s, pv, n, np, lambda, nu, r.indices, t, x)
+                                       : gc_direct(s, n, lambda, r.indices, t, x);
+                    ck_assert_msg(r.gains[t] == want, "n %lld variant %d gccg %d pick %lld: %.17g",
+                                  (long long)n, variant, gccg, (long long)t, r.gains[t]);
+                    for (int64_t j = 0; j < n; j++) {
+                        want = gccg ? gccg_direct(s, pv, n, np, lambda, nu, r.indices, t, j)
+                                    : gc_direct(s, n, lambda, r.indices, t, j);
+                        ck_assert_msg(sel_fn_gain(f, j) == want,
+                                      "n %lld variant %d gccg %d step %lld item %lld",
+                                      (long long)n, variant, gccg, (long long)t, (long long)j);
+                    }
+                    ck_assert_int_eq(sel_fn_add(f, x, NULL), DL_OK);
+                }
+                sel_fn_free(f);
+                sel_result_free(&r);
+                sel_result_free(&r2);
+                free(pv);
+                free(s);
             }
-        sel_kernel k;
-        sel_kernel_dense(&k, s, n, n, n);
-        sel_problem p;
-        sel_problem_init(&p);
-        p.fn = SEL_FN_GC;
-        p.kernel = &k;
-        p.lambda = 0.3 + 0.1 * variant;
-        float lambda = (float)p.lambda;
-        sel_options o;
-        sel_options_init(&o);
-        o.budget = 40;
-        sel_result r;
-        solve(&p, &o, &r);
-        ck_assert_int_eq(r.count, 40);
-        sel_fn *f;
-        ck_assert_int_eq(sel_fn_new(&p, &f, NULL), DL_OK);
-        for (int64_t t = 0; t < r.count; t++) {
-            ck_assert_msg(r.gains[t] == gc_direct(s, n, lambda, r.indices, t, r.indices[t]),
-                          "variant %d pick %lld: %.17g", variant, (long long)t, r.gains[t]);
-            for (int64_t j = 0; j < n; j++)
-                ck_assert_msg(sel_fn_gain(f, j) == gc_direct(s, n, lambda, r.indices, t, j),
-                              "variant %d step %lld item %lld", variant, (long long)t,
-                              (long long)j);
-            ck_assert_int_eq(sel_fn_add(f, r.indices[t], NULL), DL_OK);
-        }
-        sel_fn_free(f);
-        sel_result_free(&r);
-        free(s);
-    }
+}
+END_TEST
+
+/* A NaN or Inf in a graph-cut kernel is reported at its first place in
+ * row-major order whether or not the kernel is symmetric (the one-read
+ * symmetric pass stops there and the plain pass names it), with one or two
+ * threads. */
+START_TEST(test_gc_nonfinite_first)
+{
+    const int64_t n = 300;
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int b = 0; b < 3; b++)
+        for (int sym = 0; sym < 2; sym++)
+            for (int threads = 1; threads <= 2; threads++) {
+                float *s = rand_matrix(n, n, 0.0, 1.0, sym);
+                s[200 * n + 150] = bad[b]; /* below the diagonal */
+                s[150 * n + 200] = bad[b]; /* its mirror, first in row order */
+                s[290 * n + 3] = bad[b];
+                sel_kernel k;
+                sel_kernel_dense(&k, s, n, n, n);
+                sel_problem p;
+                sel_problem_init(&p);
+                p.fn = SEL_FN_GC;
+                p.kernel = &k;
+                p.lambda = 0.4;
+                sel_options o;
+                sel_options_init(&o);
+                o.budget = 5;
+                o.threads = threads;
+                sel_result r;
+                sel_result_init(&r);
+                dl_error err;
+                dl_error_clear(&err);
+                ck_assert_int_eq(sel_maximize(&p, &o, &r, &err), DL_ERR_NUMERIC);
+                ck_assert_msg(strstr(err.message, "row 150, column 200") != NULL, "%s",
+                              err.message);
+                ck_assert_int_eq(r.count, 0);
+                free(s);
+            }
 }
 END_TEST
 
@@ -746,6 +840,7 @@ static Suite *prop_suite(void)
     tcase_add_test(tc, test_budget_fraction);
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_gc_direct_sums);
+    tcase_add_test(tc, test_gc_nonfinite_first);
     tcase_add_test(tc, test_memo_log_gain_at_step);
     suite_add_tcase(s, tc);
     return s;
