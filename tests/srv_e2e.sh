@@ -316,12 +316,21 @@ stop_daemon TERM
 # settings from a config file this time; one model file is missing
 printf '# delift-server\nlisten = 127.0.0.1:0\ndata-dir = %s\nmodel = mini=%s\nmodel = gone=%s\n' \
     "$work/data2" "$work/model.gguf" "$work/missing.gguf" >"$work/conf"
-printf 'per-ip-connections = 3\ntimeout = 5\n' >>"$work/conf"
+printf 'per-ip-connections = 3\ntimeout = 10\n' >>"$work/conf"
 start "$server" --config "$work/conf"
-# per-IP limit: three stalled connections fill it, a fourth is refused
+# per-IP limit: three stalled connections fill it, a fourth is refused.  The
+# stalled ones stay 10 s (the timeout); the polling starts once all three
+# have sent, so a slow (sanitizer) build cannot miss that window.
 rawpids=
-for _ in 1 2 3; do "$raw" "$port" stall 'GET /healthz HTTP/1.1\r\n' >/dev/null & rawpids="$rawpids $!"; done
-for _ in $(seq 1 30); do # until all three are connected (they stay >= 5 s)
+for i in 1 2 3; do
+    "$raw" "$port" stall 'GET /healthz HTTP/1.1\r\n' >/dev/null 2>"$work/stall$i" &
+    rawpids="$rawpids $!"
+done
+for _ in $(seq 1 100); do
+    [ "$(cat "$work/stall1" "$work/stall2" "$work/stall3" 2>/dev/null | grep -c '^sent$')" = 3 ] && break
+    sleep 0.05
+done
+for _ in $(seq 1 40); do
     req GET /healthz
     [ "$code" = 000 ] && break
     sleep 0.1

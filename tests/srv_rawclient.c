@@ -6,7 +6,8 @@
  *   stall      sends nothing more and keeps the connection open
  *   halfclose  shuts down its sending side (shutdown SHUT_WR)
  * and reads until the server closes the connection, for at most 15 s.
- * Prints what it received; exits 0 when the server closed the connection
+ * Says "sent" on stderr once TEXT is sent (tests wait for it), prints what
+ * it received on stdout; exits 0 when the server closed the connection
  * (or answered and closed), 2 when 15 s passed first, 1 on a socket error.
  */
 #include "config.h"
@@ -58,6 +59,8 @@ int main(int argc, char **argv)
         return 1;
     }
     free(buf);
+    fputs("sent\n", stderr);
+    fflush(stderr);
     if (!strcmp(argv[2], "halfclose"))
         shutdown(fd, SHUT_WR);
     time_t end = time(NULL) + 15;
