@@ -84,6 +84,14 @@ wait_state() {
     return 1
 }
 
+# Waits (at most 5 s) until the data dir's tmp/ is empty.
+tmp_empty() {
+    for _ in $(seq 1 50); do
+        [ "$(ls "$data/tmp" | wc -l)" = 0 ] && return
+        sleep 0.1
+    done
+}
+
 # ---- fixtures ------------------------------------------------------------
 printf '%s\n' "$KEY" "# a comment" "second-key-abcdefghijklmnop" >"$work/keys"
 printf 'GGUF not really a model\n' >"$work/model.gguf"
@@ -161,7 +169,7 @@ rc=$?; [ "$rc" != 0 ] && ok "chunked upload over the limit: connection closed (c
 # a client that gives up mid-upload
 curl -s -m 1 -o /dev/null -H "$AUTH" -H "Content-Length: 4000" --data-binary @"$work/small.jsonl" "$base/v1/datasets"
 ok "client gave up mid-upload (curl $?)"
-sleep 0.3
+tmp_empty # the server notices the close and removes the partial upload
 left=$(ls "$data/tmp" | wc -l)
 [ "$left" = 0 ] && ok "no temporary file left behind" || bad "$left temporary files left in tmp/"
 [ "$(ls "$data/datasets" | wc -l)" = 4 ] || bad "datasets dir: $(ls "$data/datasets")"
@@ -176,7 +184,7 @@ wait "$rawpid"; rc=$?
 rc=$?; [ "$rc" = 0 ] && ok "half-closed upload: connection ended" || bad "half-closed: rc $rc"
 "$raw" "$port" halfclose 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$work/raw3"
 grep -q '200 OK' "$work/raw3" && ok "half-closed after a full request: answered" || bad "half-closed GET: $(head -c 200 "$work/raw3")"
-sleep 0.3
+tmp_empty
 [ "$(ls "$data/tmp" | wc -l)" = 0 ] || bad "upload files left after a half-closed client"
 req GET /healthz; expect 200 "still serving"
 
