@@ -435,8 +435,7 @@ void sel_fast_pool_free(sel_fn *f)
     f->pool = NULL;
 }
 
-/* Column slice [*lo, *hi) of thread tid, aligned to whole blocks. */
-static void slice(int64_t n, int tid, int nt, int64_t *lo, int64_t *hi)
+void sel_pool_slice(int64_t n, int tid, int nt, int64_t *lo, int64_t *hi)
 {
     int64_t per = (n + nt - 1) / nt;
     per = (per + SEL_BLOCK - 1) / SEL_BLOCK * SEL_BLOCK;
@@ -457,7 +456,7 @@ static void init_dense(void *arg, int tid, int nt)
     sel_fn *f = jb->f;
     const sel_kernel *k = f->p.kernel;
     int64_t lo, hi;
-    slice(f->n, tid, nt, &lo, &hi);
+    sel_pool_slice(f->n, tid, nt, &lo, &hi);
     double *g = f->gain;
     int flmi = f->p.fn == SEL_FN_FLMI;
     jb->bad_row[tid] = -1;
@@ -556,12 +555,16 @@ dl_status sel_fast_init(sel_fn *f, dl_error *err)
     jb.f = f;
     sel_pool_run(f->pool, init_dense, &jb);
     int nt = f->pool ? f->pool->nthreads : 1;
+    return sel_first_nonfinite(jb.bad_row, jb.bad_col, nt, err);
+}
+
+dl_status sel_first_nonfinite(const int64_t *rows, const int64_t *cols, int nt, dl_error *err)
+{
     int64_t br = -1, bc = -1;
     for (int t = 0; t < nt; t++)
-        if (jb.bad_row[t] >= 0 &&
-            (br < 0 || jb.bad_row[t] < br || (jb.bad_row[t] == br && jb.bad_col[t] < bc))) {
-            br = jb.bad_row[t];
-            bc = jb.bad_col[t];
+        if (rows[t] >= 0 && (br < 0 || rows[t] < br || (rows[t] == br && cols[t] < bc))) {
+            br = rows[t];
+            bc = cols[t];
         }
     if (br >= 0)
         return dl_error_set_at(err, DL_ERR_NUMERIC, NULL, 0, 0, -1, "kernel",
@@ -608,7 +611,7 @@ static void update_dense(void *arg, int tid, int nt)
 {
     add_job *jb = arg;
     int64_t lo, hi;
-    slice(jb->f->n, tid, nt, &lo, &hi);
+    sel_pool_slice(jb->f->n, tid, nt, &lo, &hi);
     update_rows(jb->f, jb->f->changed, jb->f->changed_old, jb->nchanged, lo, hi);
 }
 
@@ -659,7 +662,7 @@ static void pick_dense(void *arg, int tid, int nt)
     jb->cnt[tid] = scan_rows(f, jb->a, r0, r1);
     pool_sync(f->pool, nt, tid);
     int64_t lo, hi;
-    slice(f->n, tid, nt, &lo, &hi);
+    sel_pool_slice(f->n, tid, nt, &lo, &hi);
     for (int t = 0; t < nt; t++)
         update_rows(f, f->changed + jb->rlo[t], f->changed_old + jb->rlo[t], jb->cnt[t], lo,
                     hi);

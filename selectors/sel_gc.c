@@ -257,15 +257,6 @@ static void colsum_tiled(void *arg, int tid, int nt)
     }
 }
 
-/* Columns [lo, hi) of thread tid: whole 64-column runs. */
-static void gc_slice(int64_t n, int tid, int nt, int64_t *lo, int64_t *hi)
-{
-    int64_t per = (n + nt - 1) / nt;
-    per = (per + 63) / 64 * 64;
-    *lo = per * tid < n ? per * tid : n;
-    *hi = per * (tid + 1) < n ? per * (tid + 1) : n;
-}
-
 /* The plain pass: every row in order over this thread's column slice,
  * eight rows per sweep of out. */
 static void colsum_rows(void *arg, int tid, int nt)
@@ -273,7 +264,7 @@ static void colsum_rows(void *arg, int tid, int nt)
     colsum_job *jb = arg;
     const float *d = jb->k->data;
     int64_t n = jb->k->rows, st = jb->k->stride, lo, hi;
-    gc_slice(jb->k->cols, tid, nt, &lo, &hi);
+    sel_pool_slice(jb->k->cols, tid, nt, &lo, &hi);
     jb->bad_row[tid] = -1;
     for (int64_t i = 0; i < n && lo < hi; i += 8) {
         int64_t nr = i + 8 < n ? 8 : n - i;
@@ -306,17 +297,10 @@ dl_status sel_gc_init(sel_fn *f, dl_error *err)
         f->gc_mode = SEL_GC_PENDING;
         memset(f->colsum, 0, (size_t)n * sizeof *f->colsum);
         sel_pool_run(f->pool, colsum_rows, &jb);
-        int64_t br = -1, bc = -1;
-        for (int t = 0; t < sel_pool_threads(f->pool); t++)
-            if (jb.bad_row[t] >= 0 &&
-                (br < 0 || jb.bad_row[t] < br || (jb.bad_row[t] == br && jb.bad_col[t] < bc))) {
-                br = jb.bad_row[t];
-                bc = jb.bad_col[t];
-            }
-        if (br >= 0)
-            return dl_error_set_at(err, DL_ERR_NUMERIC, NULL, 0, 0, -1, "kernel",
-                                   "kernel: non-finite value at row %lld, column %lld",
-                                   (long long)br, (long long)bc);
+        dl_status st = sel_first_nonfinite(jb.bad_row, jb.bad_col, sel_pool_threads(f->pool),
+                                           err);
+        if (st != DL_OK)
+            return st;
     }
     for (int64_t j = 0; j < n; j++) /* a float product, as the reference */
         f->diag[j] = (double)(f->lambda * k->data[j * k->stride + j]);
@@ -337,7 +321,7 @@ static void gc_add_slice(void *arg, int tid, int nt)
     sel_fn *f = jb->f;
     const sel_kernel *k = f->p.kernel;
     int64_t lo, hi;
-    gc_slice(f->n, tid, nt, &lo, &hi);
+    sel_pool_slice(f->n, tid, nt, &lo, &hi);
     const float *row = k->data + jb->a * k->stride;
     double *rp = f->rowpick;
     float lam = f->lambda;

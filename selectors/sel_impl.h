@@ -163,5 +163,12 @@ typedef void (*sel_pool_job)(void *arg, int tid, int nthreads);
 struct sel_pool *sel_pool_new(int nthreads); /* NULL when out of memory */
 void sel_pool_run(struct sel_pool *pool, sel_pool_job job, void *arg);
 int sel_pool_threads(const struct sel_pool *pool); /* 1 for NULL */
+/* Column slice [*lo, *hi) of thread tid of nt over n columns, aligned to
+ * whole SEL_BLOCK blocks. */
+void sel_pool_slice(int64_t n, int tid, int nt, int64_t *lo, int64_t *hi);
+/* The first (row-major) of the per-thread first non-finite positions
+ * rows[t], cols[t] (row -1: none) of nt threads: DL_ERR_NUMERIC naming it,
+ * or DL_OK. */
+dl_status sel_first_nonfinite(const int64_t *rows, const int64_t *cols, int nt, dl_error *err);
 
 #endif /* DL_SEL_IMPL_H */
