@@ -60,6 +60,15 @@ int cli_parse_double(const char *s, double *out);
  * after its *len bytes.  DL_ERR_NOT_FOUND, DL_ERR_IO (file named), DL_ERR_NOMEM. */
 dl_status cli_read_file(const char *path, char **buf, size_t *len, dl_error *err);
 
+/* --template-noicl / --template-icl: reads files[0] (no-ICL) and files[1]
+ * (ICL), either may be NULL, into text[] (owned by the caller: free() both,
+ * also after an error), points ut's templates at them and checks ut
+ * (ut_config_check).  Returns -1 to go on, else the usage exit code after
+ * printing the error for command cmd. */
+struct ut_config;
+int cli_templates_load(const char *cmd, const char *const files[2], char *text[2],
+                       struct ut_config *ut);
+
 /* True when stream is a terminal (progress output is quiet otherwise). */
 int cli_isatty(FILE *stream);
 

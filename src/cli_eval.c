@@ -111,26 +111,6 @@ static int parse_value(eval_args *a, const char *opt, const char *v)
     return -1;
 }
 
-/* Reads the template files and checks them; returns -1 to go on, else an exit code. */
-static int read_templates(eval_args *a)
-{
-    dl_error err;
-    dl_error_clear(&err);
-    for (int k = 0; k < 2; k++) {
-        size_t len;
-        if (a->tpl_files[k] && cli_read_file(a->tpl_files[k], &a->tpl_text[k], &len, &err))
-            return cli_usage_error("eval", "%s: cannot read: %s", a->tpl_files[k], err.message);
-    }
-    a->p.ut.tpl_noicl = a->tpl_text[0];
-    a->p.ut.tpl_icl = a->tpl_text[1];
-    if (ut_config_check(&a->p.ut, &err))
-        return cli_usage_error("eval", "--%s: %s",
-                               !strcmp(err.field, "template.noicl") ? "template-noicl"
-                                                                    : "template-icl",
-                               err.message);
-    return -1;
-}
-
 static int parse_args(eval_args *a, int argc, char **argv)
 {
     static const char *const valued[] = {"--model", "--subset", "--heldout", "--fields",
@@ -173,7 +153,7 @@ static int parse_args(eval_args *a, int argc, char **argv)
         return cli_usage_error("eval", "--subset S.jsonl is required");
     if (!a->p.heldout_path)
         return cli_usage_error("eval", "--heldout H.jsonl is required");
-    return read_templates(a);
+    return cli_templates_load("eval", a->tpl_files, a->tpl_text, &a->p.ut);
 }
 
 /* ---- output --------------------------------------------------------------------- */

@@ -280,16 +280,9 @@ static int prepare(sel_args *a, char *cache_buf, size_t cache_n)
     ds_params *p = &a->p;
     dl_error err;
     dl_error_clear(&err);
-    for (int k = 0; k < 2; k++) {
-        size_t len;
-        if (a->tpl_files[k] && cli_read_file(a->tpl_files[k], &a->tpl_text[k], &len, &err))
-            return cli_usage_error(cmd, "%s: cannot read: %s", a->tpl_files[k], err.message);
-    }
-    p->ut.tpl_noicl = a->tpl_text[0];
-    p->ut.tpl_icl = a->tpl_text[1];
-    if (ut_config_check(&p->ut, &err))
-        return cli_usage_error(cmd, "--template-%s: %s", err.field[9] == 'n' ? "noicl" : "icl",
-                               err.message);
+    int rc = cli_templates_load(cmd, a->tpl_files, a->tpl_text, &p->ut);
+    if (rc >= 0)
+        return rc;
     if (a->cache) {
         p->cache_path = a->cache;
     } else if (!a->no_cache) {

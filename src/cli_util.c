@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ut.h"
+
 int cli_report(const dl_error *err)
 {
     char buf[2048];
@@ -87,4 +89,25 @@ dl_status cli_read_file(const char *path, char **buf, size_t *len, dl_error *err
     *buf = b;
     *len = n;
     return DL_OK;
+}
+
+int cli_templates_load(const char *cmd, const char *const files[2], char *text[2],
+                       struct ut_config *ut)
+{
+    dl_error err;
+    dl_error_clear(&err);
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        if (files[k] && cli_read_file(files[k], &text[k], &len, &err))
+            return cli_usage_error(cmd, "%s: cannot read: %s", files[k], err.message);
+    }
+    ut->tpl_noicl = text[0];
+    ut->tpl_icl = text[1];
+    if (ut_config_check(ut, &err))
+        return cli_usage_error(cmd, "--%s: %s",
+                               !strcmp(err.field, "template.noicl") ? "template-noicl"
+                               : !strcmp(err.field, "template.icl") ? "template-icl"
+                                                                     : "truncate-quantum",
+                               err.message);
+    return -1;
 }
