@@ -15,17 +15,25 @@
 #include <assert.h>
 #include <string.h>
 
+/* No fused multiply-add contraction anywhere in this file: d * q + m must
+ * round twice, as ggml's own dequantisation does, whatever -march says. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 /* ---- type table --------------------------------------------------------- */
 
 /* ggml's type ids with their block geometry; retired ids (4, 5, 31-33,
  * 36-38) are NULL.  Sizes follow ggml-common.h's block structs. */
 static const lm_qtype_info type_table[] = {
     [0] = {"F32", 1, 4, 1},        [1] = {"F16", 1, 2, 1},
-    [2] = {"Q4_0", 32, 18, 1},     [3] = {"Q4_1", 32, 20, 0},
-    [6] = {"Q5_0", 32, 22, 0},     [7] = {"Q5_1", 32, 24, 0},
+    [2] = {"Q4_0", 32, 18, 1},     [3] = {"Q4_1", 32, 20, 1},
+    [6] = {"Q5_0", 32, 22, 1},     [7] = {"Q5_1", 32, 24, 1},
     [8] = {"Q8_0", 32, 34, 1},     [9] = {"Q8_1", 32, 36, 0},
     [10] = {"Q2_K", 256, 84, 0},   [11] = {"Q3_K", 256, 110, 0},
-    [12] = {"Q4_K", 256, 144, 1},  [13] = {"Q5_K", 256, 176, 0},
+    [12] = {"Q4_K", 256, 144, 1},  [13] = {"Q5_K", 256, 176, 1},
     [14] = {"Q6_K", 256, 210, 1},  [15] = {"Q8_K", 256, 292, 0},
     [16] = {"IQ2_XXS", 256, 66, 0}, [17] = {"IQ2_XS", 256, 74, 0},
     [18] = {"IQ3_XXS", 256, 98, 0}, [19] = {"IQ1_S", 256, 50, 0},
@@ -188,6 +196,49 @@ ALWAYS_INLINE void deq_q4_0(const unsigned char *b, float *y)
     }
 }
 
+ALWAYS_INLINE void deq_q4_1(const unsigned char *b, float *y)
+{
+    float d = load_f16(b), m = load_f16(b + 2);
+    const unsigned char *qs = b + 4;
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * (float)(qs[j] & 0xF) + m;
+        y[j + 16] = d * (float)(qs[j] >> 4) + m;
+    }
+}
+
+/* Q5_0 / Q5_1: the fifth bit of value j (0..31) is bit j of the 32-bit
+ * little-endian word qh. */
+ALWAYS_INLINE uint32_t load_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+ALWAYS_INLINE void deq_q5_0(const unsigned char *b, float *y)
+{
+    float d = load_f16(b);
+    uint32_t qh = load_u32(b + 2);
+    const unsigned char *qs = b + 6;
+    for (int j = 0; j < 16; j++) {
+        int lo = (int)((qs[j] & 0xF) | ((qh >> j) & 1) << 4);
+        int hi = (int)((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
+        y[j] = d * (float)(lo - 16);
+        y[j + 16] = d * (float)(hi - 16);
+    }
+}
+
+ALWAYS_INLINE void deq_q5_1(const unsigned char *b, float *y)
+{
+    float d = load_f16(b), m = load_f16(b + 2);
+    uint32_t qh = load_u32(b + 4);
+    const unsigned char *qs = b + 8;
+    for (int j = 0; j < 16; j++) {
+        int lo = (int)((qs[j] & 0xF) | ((qh >> j) & 1) << 4);
+        int hi = (int)((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
+        y[j] = d * (float)lo + m;
+        y[j + 16] = d * (float)hi + m;
+    }
+}
+
 /* Q4_K's 12 scale bytes hold eight 6-bit scales and eight 6-bit mins:
  * sub-blocks 0-3 use the low 6 bits of bytes 0-3 (scale) and 4-7 (min);
  * sub-blocks 4-7 take their low 4 bits from bytes 8-11 (scale: low nibble,
@@ -218,6 +269,28 @@ ALWAYS_INLINE void deq_q4_k(const unsigned char *b, float *y)
         for (int l = 0; l < 32; l++) {
             y[64 * k + l] = d0 * (float)(q[l] & 0xF) - o0;
             y[64 * k + 32 + l] = d1 * (float)(q[l] >> 4) - o1;
+        }
+    }
+}
+
+/* Q5_K: Q4_K's scales and nibbles plus a fifth bit per value: value l of
+ * sub-block s (32 values) adds 16 when bit s of qh[l] is set. */
+ALWAYS_INLINE void deq_q5_k(const unsigned char *b, float *y)
+{
+    float d = load_f16(b), dmin = load_f16(b + 2);
+    const unsigned char *sc = b + 4, *qh = b + 16, *qs = b + 48;
+    for (int k = 0; k < 4; k++) {
+        int s0, m0, s1, m1;
+        q4k_scale_min(sc, 2 * k, &s0, &m0);
+        q4k_scale_min(sc, 2 * k + 1, &s1, &m1);
+        float d0 = d * (float)s0, o0 = dmin * (float)m0;
+        float d1 = d * (float)s1, o1 = dmin * (float)m1;
+        const unsigned char *q = qs + 32 * k;
+        for (int l = 0; l < 32; l++) {
+            int lo = (q[l] & 0xF) | ((qh[l] >> (2 * k)) & 1) << 4;
+            int hi = (q[l] >> 4) | ((qh[l] >> (2 * k + 1)) & 1) << 4;
+            y[64 * k + l] = d0 * (float)lo - o0;
+            y[64 * k + 32 + l] = d1 * (float)hi - o1;
         }
     }
 }
@@ -274,9 +347,25 @@ ALWAYS_INLINE void row_dequant_body(uint32_t type, const unsigned char *s, float
         for (int64_t i = 0; i < n / 32; i++)
             deq_q4_0(s + 18 * i, y + 32 * i);
         break;
+    case LM_QTYPE_Q4_1:
+        for (int64_t i = 0; i < n / 32; i++)
+            deq_q4_1(s + 20 * i, y + 32 * i);
+        break;
+    case LM_QTYPE_Q5_0:
+        for (int64_t i = 0; i < n / 32; i++)
+            deq_q5_0(s + 22 * i, y + 32 * i);
+        break;
+    case LM_QTYPE_Q5_1:
+        for (int64_t i = 0; i < n / 32; i++)
+            deq_q5_1(s + 24 * i, y + 32 * i);
+        break;
     case LM_QTYPE_Q4_K:
         for (int64_t i = 0; i < n / 256; i++)
             deq_q4_k(s + 144 * i, y + 256 * i);
+        break;
+    case LM_QTYPE_Q5_K:
+        for (int64_t i = 0; i < n / 256; i++)
+            deq_q5_k(s + 176 * i, y + 256 * i);
         break;
     case LM_QTYPE_Q6_K:
         for (int64_t i = 0; i < n / 256; i++)
@@ -353,6 +442,17 @@ ALWAYS_INLINE float row_dot_body(uint32_t type, const unsigned char *s, const fl
             lanes_fma(acc, buf, x + i, 256);
         }
         return lanes_sum(acc);
+    case LM_QTYPE_Q4_1:
+    case LM_QTYPE_Q5_0:
+    case LM_QTYPE_Q5_1:
+    case LM_QTYPE_Q5_K: {
+        const lm_qtype_info *qi = lm_quant_info(type);
+        for (; i < n; i += qi->block) {
+            row_dequant_body(type, s + qi->type_size * (size_t)(i / qi->block), buf, qi->block);
+            lanes_fma(acc, buf, x + i, qi->block);
+        }
+        return lanes_sum(acc);
+    }
     case LM_QTYPE_Q6_K:
         for (; i < n; i += 256) {
             deq_q6_k(s + 210 * (i / 256), buf);
@@ -367,12 +467,17 @@ ALWAYS_INLINE float row_dot_body(uint32_t type, const unsigned char *s, const fl
 
 /* ---- baseline and AVX2 instances, chosen once at run time ----------------- */
 
-static void dequant_generic(uint32_t t, const unsigned char *s, float *y, int64_t n)
+/* noinline: the AVX2 instance calls these for the types it has no code of
+ * its own for, and inlined into an FMA-enabled function the compiler could
+ * contract d * q + m into one fused operation, which rounds differently. */
+__attribute__((noinline)) static void dequant_generic(uint32_t t, const unsigned char *s,
+                                                      float *y, int64_t n)
 {
     row_dequant_body(t, s, y, n);
 }
 
-static float dot_generic(uint32_t t, const unsigned char *s, const float *x, int64_t n)
+__attribute__((noinline)) static float dot_generic(uint32_t t, const unsigned char *s,
+                                                   const float *x, int64_t n)
 {
     return row_dot_body(t, s, x, n);
 }
@@ -537,7 +642,7 @@ AVX2_FN static void dequant_avx2(uint32_t t, const unsigned char *s, float *y, i
             deq_q6_k_avx2(s, y + i);
         return;
     default:
-        row_dequant_body(t, s, y, n);
+        dequant_generic(t, s, y, n);
     }
 }
 
@@ -608,7 +713,7 @@ AVX2_FN static float dot_avx2(uint32_t t, const unsigned char *s, const float *x
         }
         break;
     default:
-        assert(!"lm_quant: unsupported type");
+        return dot_generic(t, s, x, n);
     }
     return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
 }

@@ -11,10 +11,19 @@
  *   Q8_0  32 values, 34 bytes: fp16 d; int8 q[32].            x = d * q
  *   Q4_0  32 values, 18 bytes: fp16 d; uint8 qs[16]; value j < 16 is the low
  *         nibble of qs[j], value j + 16 the high nibble.        x = d * (q - 8)
+ *   Q4_1  32 values, 20 bytes: fp16 d, fp16 m; uint8 qs[16] (nibbles as
+ *         Q4_0).                                               x = d * q + m
+ *   Q5_0  32 values, 22 bytes: fp16 d; uint32 qh (bit j: the fifth bit of
+ *         value j); uint8 qs[16] (low 4 bits as Q4_0).       x = d * (q - 16)
+ *   Q5_1  32 values, 24 bytes: fp16 d, fp16 m; uint32 qh; uint8 qs[16] (as
+ *         Q5_0).                                               x = d * q + m
  *   Q4_K  256 values, 144 bytes: fp16 d, fp16 dmin; uint8 scales[12] (eight
  *         6-bit scale/min pairs, see lm_quant.c); uint8 qs[128].  Sub-block s
  *         (32 values) has x = d * sc[s] * q - dmin * m[s]; values of sub-blocks
  *         2k and 2k+1 are the low and high nibbles of qs[32k .. 32k+31].
+ *   Q5_K  256 values, 176 bytes: Q4_K's d, dmin and scales[12], then uint8
+ *         qh[32], then Q4_K's qs[128]; value l of sub-block s (l < 32) adds
+ *         16 to its nibble when bit s of qh[l] is set.
  *   Q6_K  256 values, 210 bytes: uint8 ql[128] (low 4 bits), uint8 qh[64]
  *         (high 2 bits), int8 scales[16] (one per 16 values), fp16 d.
  *         x = d * scales[j / 16] * (q - 32), q in [0, 63].
@@ -40,15 +49,19 @@ typedef enum lm_qtype {
     LM_QTYPE_F32 = 0,
     LM_QTYPE_F16 = 1,
     LM_QTYPE_Q4_0 = 2,
+    LM_QTYPE_Q4_1 = 3,
+    LM_QTYPE_Q5_0 = 6,
+    LM_QTYPE_Q5_1 = 7,
     LM_QTYPE_Q8_0 = 8,
     LM_QTYPE_Q4_K = 12,
+    LM_QTYPE_Q5_K = 13,
     LM_QTYPE_Q6_K = 14,
     LM_QTYPE_BF16 = 30
 } lm_qtype;
 
 /* Values per super-block of the K quantisations. */
 #define LM_QK_K 256
-/* Values per block of Q4_0 / Q8_0. */
+/* Values per block of Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0. */
 #define LM_QK_0 32
 
 typedef struct lm_qtype_info {

@@ -175,7 +175,9 @@ START_TEST(test_type_table)
     static const struct { uint32_t t; int64_t block; size_t size; int sup; } want[] = {
         {LM_QTYPE_F32, 1, 4, 1},      {LM_QTYPE_F16, 1, 2, 1},     {LM_QTYPE_BF16, 1, 2, 1},
         {LM_QTYPE_Q8_0, 32, 34, 1},   {LM_QTYPE_Q4_0, 32, 18, 1},  {LM_QTYPE_Q4_K, 256, 144, 1},
-        {LM_QTYPE_Q6_K, 256, 210, 1}, {13, 256, 176, 0},           {3, 32, 20, 0},
+        {LM_QTYPE_Q6_K, 256, 210, 1}, {LM_QTYPE_Q5_K, 256, 176, 1}, {LM_QTYPE_Q4_1, 32, 20, 1},
+        {LM_QTYPE_Q5_0, 32, 22, 1},   {LM_QTYPE_Q5_1, 32, 24, 1},  {10, 256, 84, 0},
+        {20, 32, 18, 0},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const lm_qtype_info *qi = lm_quant_info(want[i].t);
@@ -336,6 +338,95 @@ START_TEST(test_q6_k_block)
 }
 END_TEST
 
+/* Q4_1, Q5_0 and Q5_1 from the definitions: 32 values; value j < 16 in the
+ * low nibble of qs[j], value j + 16 in its high nibble; Q5's fifth bit of
+ * value j is bit j of the little-endian uint32 qh.  kind 0: Q4_1 (d, m, qs),
+ * 1: Q5_0 (d, qh, qs; q - 16), 2: Q5_1 (d, m, qh, qs). */
+static void pack_q5(int kind, unsigned char *blk, uint16_t d, uint16_t m, const int *q)
+{
+    int has_m = kind != 1, has_h = kind != 0;
+    size_t size = kind == 0 ? 20 : kind == 1 ? 22 : 24;
+    memset(blk, 0, size);
+    put_f16(blk, d);
+    if (has_m)
+        put_f16(blk + 2, m);
+    unsigned char *qh = blk + (has_m ? 4 : 2), *qs = qh + (has_h ? 4 : 0);
+    for (int j = 0; j < 32; j++) {
+        int nib = q[j] & 15;
+        qs[j % 16] |= (unsigned char)(j < 16 ? nib : nib << 4);
+        if (has_h && (q[j] & 16))
+            qh[j / 8] |= (unsigned char)(1u << (j % 8));
+    }
+}
+
+START_TEST(test_q4_1_q5_blocks)
+{
+    use_isa(_i % 2);
+    int kind = _i / 2;
+    static const uint32_t types[] = {LM_QTYPE_Q4_1, LM_QTYPE_Q5_0, LM_QTYPE_Q5_1};
+    const size_t size[] = {20, 22, 24};
+    unsigned char blk[3 * 24];
+    int q[32];
+    double want[96];
+    for (int k = 0; k < 3; k++) {
+        uint16_t d = k == 0 ? 0x3400 : k == 1 ? 0xB266 : 0x1C01; /* 0.25, ~-0.2, ~0.0039 */
+        uint16_t m = k == 0 ? 0xBC00 : k == 1 ? 0x3555 : 0x0001; /* -1, ~0.333, a subnormal */
+        for (int j = 0; j < 32; j++)
+            q[j] = (int)(rnd() % (kind == 0 ? 16 : 32));
+        q[0] = 0;
+        q[31] = kind == 0 ? 15 : 31;
+        pack_q5(kind, blk + size[kind] * k, d, m, q);
+        for (int j = 0; j < 32; j++)
+            want[32 * k + j] = kind == 1 ? ref_f16(d) * (q[j] - 16) : ref_f16(d) * q[j] + ref_f16(m);
+    }
+    float y[96];
+    lm_quant_dequant_row(types[kind], blk, y, 96);
+    for (int i = 0; i < 96; i++)
+        ck_assert_msg(fabs(y[i] - want[i]) <= 1e-6 * (1 + fabs(want[i])), "%s value %d: %g vs %g",
+                      lm_quant_name(types[kind]), i, y[i], want[i]);
+}
+END_TEST
+
+/* Q5_K from the definition: Q4_K's header, scales and nibbles (pack_q4_k),
+ * with qh[32] inserted before the nibbles; value i of sub-block s = i / 32
+ * sets bit s of qh[i % 32] when q >= 16. */
+START_TEST(test_q5_k_block)
+{
+    use_isa(_i);
+    unsigned char blk[2 * 176], q4[144];
+    int sc[8], mn[8], q[256], lo[256];
+    double want[512];
+    for (int k = 0; k < 2; k++) {
+        uint16_t d = k ? 0x2E66 : 0x3C00, dmin = k ? 0x2A00 : 0x3800;
+        for (int b = 0; b < 8; b++) {
+            sc[b] = (int)(rnd() % 64);
+            mn[b] = (int)(rnd() % 64);
+        }
+        sc[6] = 63; mn[6] = 63; sc[3] = 0; mn[2] = 0;
+        for (int i = 0; i < 256; i++) {
+            q[i] = (int)(rnd() % 32);
+            lo[i] = q[i] & 15;
+        }
+        q[0] = 31; lo[0] = 15; q[255] = 0; lo[255] = 0;
+        pack_q4_k(q4, d, dmin, sc, mn, lo);
+        unsigned char *b = blk + 176 * k;
+        memcpy(b, q4, 16);          /* d, dmin, scales */
+        memset(b + 16, 0, 32);      /* qh */
+        memcpy(b + 48, q4 + 16, 128); /* nibbles */
+        for (int i = 0; i < 256; i++) {
+            if (q[i] & 16)
+                b[16 + i % 32] |= (unsigned char)(1u << (i / 32));
+            want[256 * k + i] = ref_f16(d) * sc[i / 32] * q[i] - ref_f16(dmin) * mn[i / 32];
+        }
+    }
+    float y[512];
+    lm_quant_dequant_row(LM_QTYPE_Q5_K, blk, y, 512);
+    for (int i = 0; i < 512; i++)
+        ck_assert_msg(fabs(y[i] - want[i]) <= 1e-6 * (1 + fabs(want[i])), "value %d: %g vs %g", i,
+                      y[i], want[i]);
+}
+END_TEST
+
 /* ---- dot products and panels -------------------------------------------- */
 
 /* Random bytes make valid blocks of every type as long as the fp16 scales
@@ -356,17 +447,21 @@ static void random_row(uint32_t type, unsigned char *p, int64_t n)
             blk[1] = (unsigned char)((blk[1] & 0x80) | 0x38); break; /* |x| ~ 0.5..1 */
         case LM_QTYPE_Q8_0: case LM_QTYPE_Q4_0:
             put_f16(blk, (uint16_t)(0x2000 | (rnd() & 0x3FF))); break;
-        case LM_QTYPE_Q4_K:
+        case LM_QTYPE_Q4_K: case LM_QTYPE_Q5_K: case LM_QTYPE_Q4_1: case LM_QTYPE_Q5_1:
             put_f16(blk, (uint16_t)(0x2000 | (rnd() & 0x3FF)));
             put_f16(blk + 2, (uint16_t)(0x1C00 | (rnd() & 0x3FF))); break;
+        case LM_QTYPE_Q5_0:
+            put_f16(blk, (uint16_t)(0x2000 | (rnd() & 0x3FF))); break;
         case LM_QTYPE_Q6_K:
             put_f16(blk + 208, (uint16_t)(0x1C00 | (rnd() & 0x3FF))); break;
         }
     }
 }
 
-static const uint32_t kernel_types[] = {LM_QTYPE_F32, LM_QTYPE_F16, LM_QTYPE_BF16, LM_QTYPE_Q8_0,
-                                        LM_QTYPE_Q4_0, LM_QTYPE_Q4_K, LM_QTYPE_Q6_K};
+static const uint32_t kernel_types[] = {LM_QTYPE_F32,  LM_QTYPE_F16,  LM_QTYPE_BF16,
+                                        LM_QTYPE_Q8_0, LM_QTYPE_Q4_0, LM_QTYPE_Q4_1,
+                                        LM_QTYPE_Q5_0, LM_QTYPE_Q5_1, LM_QTYPE_Q4_K,
+                                        LM_QTYPE_Q5_K, LM_QTYPE_Q6_K};
 
 START_TEST(test_dot_matches_dequant)
 {
@@ -476,6 +571,8 @@ static Suite *quant_suite(void)
     tcase_add_loop_test(tb, test_q4_0_block, 0, 2);
     tcase_add_loop_test(tb, test_q4_k_block, 0, 2);
     tcase_add_loop_test(tb, test_q6_k_block, 0, 2);
+    tcase_add_loop_test(tb, test_q4_1_q5_blocks, 0, 6);
+    tcase_add_loop_test(tb, test_q5_k_block, 0, 2);
     int nk = (int)(sizeof kernel_types / sizeof kernel_types[0]);
     tcase_add_loop_test(tb, test_dot_matches_dequant, 0, 2 * nk);
     tcase_add_loop_test(tb, test_rows_and_matvec, 0, 2 * nk);
