@@ -129,6 +129,12 @@ typedef struct lm_backend_ops {
                     const int32_t *targets, float *host_out);
     /* host sum[j] += x[i][j] over the n rows, i in order, in double.  x: [n, dim]. */
     void (*row_sum)(lm_backend *be, const float *x, int64_t n, int64_t dim, double *host_sum);
+
+    /* ---- optional (NULL: not offered) ---- */
+    /* Lends the instance up to n threads for its ops while its lane works
+     * alone (the engine calls it with 1 again before the other lanes run).
+     * Results must be the same bits whatever n; returns the threads used. */
+    int (*set_threads)(lm_backend *be, int n);
 } lm_backend_ops;
 
 /* Every instance starts with the ops it belongs to. */

@@ -1,12 +1,21 @@
 /* lm_backend_blas.c: the OpenBLAS backend (lm_backend.h).
  *
- * Matmuls are single-threaded cblas_sgemm calls, one per segment (a
- * sequence), so that a sequence's arithmetic never depends on its batch:
- * OpenBLAS computes a row differently depending on the row count of the
- * call and on the row's position in it (its micro-kernel tiles), which we
- * measured on 0.3.21.  All cores are used by the engine's lanes: one
- * backend instance per thread, each working on different sequences.
+ * Matmuls are single-threaded cblas_sgemm calls over chunks of at most
+ * LM_BLAS_ROW_CHUNK rows counted from each segment's (sequence's) first row,
+ * so that a sequence's arithmetic never depends on its batch: OpenBLAS
+ * computes a row differently depending on the row count of the call and on
+ * the row's position in it (its micro-kernel tiles), which we measured on
+ * 0.3.21.  All cores are used by the engine's lanes: one backend instance
+ * per thread, each working on different sequences.
  * openblas_set_num_threads(1) is therefore called at creation (process-wide).
+ *
+ * When one lane works alone (a single long sequence, a shared prefix), the
+ * engine lends it the idle lanes' cores (set_threads): a team of threads
+ * (lm_team.h) then shares the lane's matmul pieces (row chunk x weight
+ * panel), attention pieces (segment x head) and log-softmax rows.  Every
+ * piece is the same call with the same arguments whoever runs it, so the
+ * results are the same bits with or without the team; each member has its
+ * own panel and score scratch.
  *
  * F32 weights are read in place from the mapping.  Other types are
  * dequantised, LM_BLAS_PANEL_ROWS weight rows at a time, into an f32 panel
@@ -35,9 +44,15 @@
 
 #include "lm_backend.h"
 #include "lm_quant.h"
+#include "lm_team.h"
 
 #define LM_BLAS_PANEL_ROWS 256
 #define LM_BLAS_ATT_BLOCK 64
+/* Rows of one sgemm call at most (see above): 128-row calls cost about 5 %
+ * more than 256-row ones on these shapes, and let two threads share a
+ * 256-token sequence. */
+#define LM_BLAS_ROW_CHUNK 128
+#define LM_BLAS_TEAM_MAX 64
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -52,6 +67,11 @@ typedef struct blas_backend {
     float *scores;   /* [ATT_BLOCK, max_ctx]: attention probabilities */
     int64_t max_ctx;
     int avx2;        /* 1: the AVX2 instances of exp_sum, max_of, swiglu */
+    int need_panel;  /* some 2-D weight is not F32 */
+    /* The team (set_threads): members 1.. use their own scratch. */
+    lm_team *team;   /* NULL until first lent more than one thread */
+    int active;      /* members the ops use now: 1 or lm_team_size(team) */
+    float *m_panel[LM_BLAS_TEAM_MAX], *m_scores[LM_BLAS_TEAM_MAX]; /* [0]: panel, scores */
 } blas_backend;
 
 /* Process-wide kernel choice (lm_backend_blas_set_isa), read at creation. */
@@ -96,6 +116,8 @@ static dl_status blas_create(const lm_model *m, const lm_backend_params *p, lm_b
     for (int32_t i = 0; i < m->n_weights; i++)
         need_panel |= m->weights[i].type != LM_QTYPE_F32 && m->weights[i].n_rows > 1;
     if (be) {
+        be->need_panel = need_panel;
+        be->active = 1;
         if (need_panel)
             be->panel = malloc((size_t)(LM_BLAS_PANEL_ROWS * max_cols_of(&m->hp)) * sizeof(float));
         be->scores = malloc((size_t)(LM_BLAS_ATT_BLOCK * p->max_ctx) * sizeof(float));
@@ -112,6 +134,8 @@ static dl_status blas_create(const lm_model *m, const lm_backend_params *p, lm_b
     be->model = m;
     be->max_ctx = p->max_ctx;
     be->avx2 = blas_isa_resolve((lm_quant_isa)atomic_load(&blas_isa_wanted)) == LM_QUANT_ISA_AVX2;
+    be->m_panel[0] = be->panel;
+    be->m_scores[0] = be->scores;
     *out = &be->base;
     return DL_OK;
 }
@@ -121,9 +145,42 @@ static void blas_destroy(lm_backend *b)
     blas_backend *be = (blas_backend *)b;
     if (!be)
         return;
-    free(be->panel);
-    free(be->scores);
+    lm_team_free(be->team);
+    for (int i = 0; i < LM_BLAS_TEAM_MAX; i++) { /* [0] is panel / scores */
+        free(be->m_panel[i]);
+        free(be->m_scores[i]);
+    }
     free(be);
+}
+
+/* Lends the instance n threads for its ops (1: its own only).  The team and
+ * its members' scratch are made on the first n > 1 and kept; when they
+ * cannot be had, fewer members (at worst 1) are used: the results are the
+ * same either way. */
+static int blas_set_threads(lm_backend *b, int n)
+{
+    blas_backend *be = (blas_backend *)b;
+    if (n > LM_BLAS_TEAM_MAX)
+        n = LM_BLAS_TEAM_MAX;
+    if (n > 1 && !be->team) {
+        be->team = lm_team_new(n);
+        int got = lm_team_size(be->team);
+        const lm_model *m = be->model;
+        for (int i = 1; i < got; i++) {
+            if (be->need_panel)
+                be->m_panel[i] = malloc((size_t)(LM_BLAS_PANEL_ROWS * max_cols_of(&m->hp)) *
+                                        sizeof(float));
+            be->m_scores[i] = malloc((size_t)(LM_BLAS_ATT_BLOCK * be->max_ctx) * sizeof(float));
+            if ((be->need_panel && !be->m_panel[i]) || !be->m_scores[i]) {
+                lm_team_free(be->team); /* out of memory: no team */
+                be->team = NULL;
+                break;
+            }
+        }
+    }
+    int size = lm_team_size(be->team);
+    be->active = n <= 1 ? 1 : n < size ? 1 : size; /* a team runs on all its members */
+    return be->active;
 }
 
 static dl_status blas_sync(lm_backend *b, dl_error *err)
@@ -397,34 +454,69 @@ static void blas_rmsnorm(lm_backend *b, const float *x, const lm_weight *w, int6
     }
 }
 
-/* y[seg rows, cols j0..j0+nc) = x[seg rows] . W[j0..j0+nc)^T, one sgemm per segment. */
-static void gemm_segments(const float *x, int64_t ldx, const int64_t *seg, int64_t n_seg,
-                          const float *w, int64_t ldw, int64_t k, int64_t nc, float *y, int64_t ldy)
+typedef struct matmul_job {
+    blas_backend *be;
+    const float *x;
+    int64_t ldx;
+    const int64_t *seg;
+    int64_t n_seg;
+    const lm_weight *w;
+    float *y;
+} matmul_job;
+
+/* The pieces of y = x W^T are (weight panel, segment, row chunk), numbered
+ * in that order; member tid computes pieces tid, tid + n, ...  A panel is
+ * LM_BLAS_PANEL_ROWS weight rows dequantised into the member's scratch (F32
+ * weights: all N rows, read in place); a chunk is LM_BLAS_ROW_CHUNK rows
+ * counted from the segment's first row. */
+static void matmul_part(void *arg, int tid, int nt)
 {
-    for (int64_t s = 0; s < n_seg; s++) {
-        int64_t r0 = seg[s], m = seg[s + 1] - r0;
-        if (m > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nc, (int)k, 1.0f,
-                        x + r0 * ldx, (int)ldx, w, (int)ldw, 0.0f, y + r0 * ldy, (int)ldy);
+    const matmul_job *j = arg;
+    const lm_weight *w = j->w;
+    int64_t K = w->n_cols, N = w->n_rows, piece = 0;
+    int quant = w->type != LM_QTYPE_F32;
+    int64_t pw = quant ? LM_BLAS_PANEL_ROWS : N;
+    float *panel = j->be->m_panel[tid];
+    for (int64_t j0 = 0; j0 < N; j0 += pw) {
+        int64_t nc = N - j0 < pw ? N - j0 : pw;
+        const float *wp = quant ? panel : (const float *)w->data + j0 * K;
+        int have = 0;
+        for (int64_t s = 0; s < j->n_seg; s++) {
+            for (int64_t r0 = j->seg[s]; r0 < j->seg[s + 1]; r0 += LM_BLAS_ROW_CHUNK) {
+                if (piece++ % nt != tid)
+                    continue;
+                if (quant && !have) {
+                    lm_quant_dequant_rows(w->type,
+                                          (const unsigned char *)w->data + (size_t)j0 * w->row_bytes,
+                                          w->row_bytes, nc, K, panel, K);
+                    have = 1;
+                }
+                int64_t m = j->seg[s + 1] - r0 < LM_BLAS_ROW_CHUNK ? j->seg[s + 1] - r0
+                                                                  : LM_BLAS_ROW_CHUNK;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nc, (int)K, 1.0f,
+                            j->x + r0 * j->ldx, (int)j->ldx, wp, (int)K, 0.0f, j->y + r0 * N + j0,
+                            (int)N);
+            }
+        }
     }
+}
+
+/* Runs fn on the team when one is lent (set_threads), else on the caller. */
+static void blas_run(blas_backend *be, lm_team_fn fn, void *arg)
+{
+    if (be->active > 1)
+        lm_team_run(be->team, fn, arg);
+    else
+        fn(arg, 0, 1);
 }
 
 static void blas_matmul(lm_backend *b, const float *x, int64_t ldx, const int64_t *seg,
                         int64_t n_seg, const lm_weight *w, const lm_weight *bias, float *y)
 {
     blas_backend *be = (blas_backend *)b;
-    int64_t K = w->n_cols, N = w->n_rows;
-    if (w->type == LM_QTYPE_F32) {
-        gemm_segments(x, ldx, seg, n_seg, w->data, K, K, N, y, N);
-    } else {
-        const unsigned char *base = w->data;
-        for (int64_t j0 = 0; j0 < N; j0 += LM_BLAS_PANEL_ROWS) {
-            int64_t nc = N - j0 < LM_BLAS_PANEL_ROWS ? N - j0 : LM_BLAS_PANEL_ROWS;
-            lm_quant_dequant_rows(w->type, base + (size_t)j0 * w->row_bytes, w->row_bytes, nc, K,
-                                  be->panel, K);
-            gemm_segments(x, ldx, seg, n_seg, be->panel, K, K, nc, y + j0, N);
-        }
-    }
+    int64_t N = w->n_rows;
+    matmul_job job = {be, x, ldx, seg, n_seg, w, y};
+    blas_run(be, matmul_part, &job);
     if (bias) {
         const float *bv = bias->data;
         for (int64_t i = 0; i < seg[n_seg]; i++)
@@ -454,13 +546,12 @@ static void blas_rope(lm_backend *b, float *x, int64_t n, int64_t n_heads, int64
 }
 
 /* One block of query rows [b0, b1) of a segment (rows at q), one head. */
-static void attend_block(blas_backend *be, const lm_attn_args *a, int64_t r0, int64_t b0,
-                         int64_t b1, int64_t h)
+static void attend_block(const blas_backend *be, float *S, const lm_attn_args *a, int64_t r0,
+                         int64_t b0, int64_t b1, int64_t h)
 {
     int64_t hd = a->head_dim, q_dim = a->n_head * hd, kv_dim = a->n_head_kv * hd;
     int64_t off = (h / (a->n_head / a->n_head_kv)) * hd, np = a->n_past, bs = b1 - b0;
     int64_t ld = np + b1; /* keys this block can see */
-    float *S = be->scores;
     const float *q = a->q + (r0 + b0) * q_dim + h * hd;
     if (np > 0)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bs, (int)np, (int)hd, a->scale, q,
@@ -489,16 +580,35 @@ static void attend_block(blas_backend *be, const lm_attn_args *a, int64_t r0, in
             o[i * q_dim + d] *= inv[i];
 }
 
+typedef struct attention_job {
+    blas_backend *be;
+    const lm_attn_args *a;
+} attention_job;
+
+/* The pieces are (segment, head), numbered in that order; member tid
+ * computes pieces tid, tid + n, ... with its own score scratch. */
+static void attention_part(void *arg, int tid, int nt)
+{
+    const attention_job *j = arg;
+    const lm_attn_args *a = j->a;
+    int64_t piece = 0;
+    for (int64_t s = 0; s < a->n_seg; s++) {
+        int64_t r0 = a->seg[s], len = a->seg[s + 1] - r0;
+        for (int64_t h = 0; h < a->n_head; h++) {
+            if (piece++ % nt != tid)
+                continue;
+            for (int64_t b0 = 0; b0 < len; b0 += LM_BLAS_ATT_BLOCK)
+                attend_block(j->be, j->be->m_scores[tid], a, r0, b0,
+                             len - b0 < LM_BLAS_ATT_BLOCK ? len : b0 + LM_BLAS_ATT_BLOCK, h);
+        }
+    }
+}
+
 static void blas_attention(lm_backend *b, const lm_attn_args *a)
 {
     blas_backend *be = (blas_backend *)b;
-    for (int64_t s = 0; s < a->n_seg; s++) {
-        int64_t r0 = a->seg[s], len = a->seg[s + 1] - r0;
-        for (int64_t h = 0; h < a->n_head; h++)
-            for (int64_t b0 = 0; b0 < len; b0 += LM_BLAS_ATT_BLOCK)
-                attend_block(be, a, r0, b0,
-                             len - b0 < LM_BLAS_ATT_BLOCK ? len : b0 + LM_BLAS_ATT_BLOCK, h);
-    }
+    attention_job job = {be, a};
+    blas_run(be, attention_part, &job);
 }
 
 /* gate = silu(gate) * up, silu(g) = g * sigmoid(g), sigmoid from exp(-|g|). */
@@ -535,11 +645,23 @@ static void blas_add(lm_backend *b, float *x, const float *y, int64_t n)
         x[i] += y[i];
 }
 
-static void blas_logprob(lm_backend *b, float *logits, int64_t n, int64_t n_vocab,
-                         const int32_t *targets, float *out)
+typedef struct logprob_job {
+    const blas_backend *be;
+    float *logits;
+    int64_t n, n_vocab;
+    const int32_t *targets;
+    float *out;
+} logprob_job;
+
+/* Member tid takes rows [n tid / nt, n (tid + 1) / nt): each row alone. */
+static void logprob_part(void *arg, int tid, int nt)
 {
-    const blas_backend *be = (const blas_backend *)b;
-    for (int64_t i = 0; i < n; i++) {
+    const logprob_job *j = arg;
+    const blas_backend *be = j->be;
+    int64_t n_vocab = j->n_vocab, i1 = j->n * (tid + 1) / nt;
+    float *logits = j->logits, *out = j->out;
+    const int32_t *targets = j->targets;
+    for (int64_t i = j->n * tid / nt; i < i1; i++) {
         /* logits is scratch (lm_backend.h): exponentiated in place. */
         float *l = logits + i * n_vocab;
         float mx = row_max(be, l, n_vocab);
@@ -547,6 +669,14 @@ static void blas_logprob(lm_backend *b, float *logits, int64_t n, int64_t n_voca
         float sum = row_exp_sum(be, l, n_vocab, mx);
         out[i] = (float)((double)tl - (double)mx - log((double)sum));
     }
+}
+
+static void blas_logprob(lm_backend *b, float *logits, int64_t n, int64_t n_vocab,
+                         const int32_t *targets, float *out)
+{
+    blas_backend *be = (blas_backend *)b;
+    logprob_job job = {be, logits, n, n_vocab, targets, out};
+    blas_run(be, logprob_part, &job);
 }
 
 static void blas_row_sum(lm_backend *b, const float *x, int64_t n, int64_t dim, double *sum)
@@ -578,4 +708,5 @@ const lm_backend_ops lm_backend_blas_ops = {
     .add = blas_add,
     .logprob = blas_logprob,
     .row_sum = blas_row_sum,
+    .set_threads = blas_set_threads,
 };

@@ -356,6 +356,21 @@ static dl_status lane_score(lm_lane *ln)
     return DL_OK;
 }
 
+/* Lane ln is about to work while every other lane is idle: lend it their
+ * cores (a no-op for backends without set_threads, and for one lane).  The
+ * backend's results are the same bits either way (lm_backend.h). */
+static void solo_begin(lm_ctx *ctx, lm_lane *ln)
+{
+    if (ctx->n_lanes > 1 && ln->be->ops->set_threads)
+        ln->be->ops->set_threads(ln->be, (int)ctx->n_lanes);
+}
+
+static void solo_end(lm_ctx *ctx, lm_lane *ln)
+{
+    if (ctx->n_lanes > 1 && ln->be->ops->set_threads)
+        ln->be->ops->set_threads(ln->be, 1);
+}
+
 static void *lane_thread(void *arg)
 {
     lm_lane *ln = arg;
@@ -419,7 +434,7 @@ dl_status lm_ctx_score(lm_ctx *ctx, const lm_prefix *prefix, const lm_seq *seqs,
         total += seqs[i].n_tokens;
     }
     /* Contiguous runs of sequences, about total / n_lanes tokens each. */
-    int64_t s = 0, cum = 0, used = 0;
+    int64_t s = 0, cum = 0, used = 0, busy = 0, solo = 0;
     pthread_t tid[LM_MAX_LANES];
     int started[LM_MAX_LANES] = {0};
     for (int64_t l = 0; l < ctx->n_lanes; l++) {
@@ -430,8 +445,22 @@ dl_status lm_ctx_score(lm_ctx *ctx, const lm_prefix *prefix, const lm_seq *seqs,
             cum += seqs[s++].n_tokens;
         ln->job = (lane_job){prefix, seqs, first, s - first, lp_off, logprobs, embeddings};
         ln->st = DL_OK;
-        if (s > first)
+        if (s > first) {
             used = l + 1;
+            busy++;
+            solo = l;
+        }
+    }
+    if (busy == 1) { /* one lane has all the work: it gets every core */
+        lm_lane *ln = &ctx->lanes[solo];
+        solo_begin(ctx, ln);
+        ln->st = lane_score(ln);
+        solo_end(ctx, ln);
+        dl_status st = ln->st;
+        if (st != DL_OK && err && err->code == DL_OK)
+            *err = ln->err;
+        free(lp_off);
+        return st;
     }
     for (int64_t l = 1; l < used; l++)
         started[l] = pthread_create(&tid[l], NULL, lane_thread, &ctx->lanes[l]) == 0;
@@ -472,7 +501,9 @@ dl_status lm_ctx_logits(lm_ctx *ctx, const int32_t *tokens, int64_t n, const int
         ln->pos[i] = (int32_t)i;
     ln->seg[0] = 0;
     ln->seg[1] = n;
+    solo_begin(ctx, ln);
     lane_forward(ln, NULL, n, 1, NULL);
+    solo_end(ctx, ln);
     for (int64_t j = 0; j < n_pos; j++) {
         int64_t seg1[2] = {0, 1};
         ln->be->ops->matmul(ln->be, ln->xn + positions[j] * d, d, seg1, 1, m->output, NULL,
@@ -537,7 +568,9 @@ dl_status lm_prefix_append(lm_ctx *ctx, lm_prefix *p, const int32_t *tokens, int
             ln->pos[i] = (int32_t)(p->n + i);
         ln->seg[0] = 0;
         ln->seg[1] = c;
+        solo_begin(ctx, ln);
         lane_forward(ln, p, c, 1, p);
+        solo_end(ctx, ln);
         op->copy(ln->be, p->last, ln->xn + (c - 1) * d, d);
         op->row_sum(ln->be, ln->xn, c, d, p->pool);
         p->n += c;

@@ -12,7 +12,7 @@
 #include "ut.h"
 
 /* Bumped whenever a change can alter a cached score's bits. */
-#define UT_ENGINE_VERSION "delift-ut-2"
+#define UT_ENGINE_VERSION "delift-ut-3" /* 3: blas row chunks of 128 */
 
 /* Pairs per cache transaction: large enough that the fsync is noise, small
  * enough that a kill loses little. */
