@@ -53,6 +53,7 @@
  * 256-token sequence. */
 #define LM_BLAS_ROW_CHUNK 128
 #define LM_BLAS_TEAM_MAX 64
+#define LM_BLAS_TEAM_MIN_ROWS 16
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -501,10 +502,12 @@ static void matmul_part(void *arg, int tid, int nt)
     }
 }
 
-/* Runs fn on the team when one is lent (set_threads), else on the caller. */
-static void blas_run(blas_backend *be, lm_team_fn fn, void *arg)
+/* Runs fn on the team when one is lent (set_threads) and the op has at
+ * least LM_BLAS_TEAM_MIN_ROWS rows, else on the caller (waking the team
+ * costs more than a few rows' work: one generated token is one row). */
+static void blas_run(blas_backend *be, int64_t rows, lm_team_fn fn, void *arg)
 {
-    if (be->active > 1)
+    if (be->active > 1 && rows >= LM_BLAS_TEAM_MIN_ROWS)
         lm_team_run(be->team, fn, arg);
     else
         fn(arg, 0, 1);
@@ -516,7 +519,7 @@ static void blas_matmul(lm_backend *b, const float *x, int64_t ldx, const int64_
     blas_backend *be = (blas_backend *)b;
     int64_t N = w->n_rows;
     matmul_job job = {be, x, ldx, seg, n_seg, w, y};
-    blas_run(be, matmul_part, &job);
+    blas_run(be, seg[n_seg], matmul_part, &job);
     if (bias) {
         const float *bv = bias->data;
         for (int64_t i = 0; i < seg[n_seg]; i++)
@@ -608,7 +611,7 @@ static void blas_attention(lm_backend *b, const lm_attn_args *a)
 {
     blas_backend *be = (blas_backend *)b;
     attention_job job = {be, a};
-    blas_run(be, attention_part, &job);
+    blas_run(be, a->seg[a->n_seg], attention_part, &job);
 }
 
 /* gate = silu(gate) * up, silu(g) = g * sigmoid(g), sigmoid from exp(-|g|). */
@@ -676,7 +679,7 @@ static void blas_logprob(lm_backend *b, float *logits, int64_t n, int64_t n_voca
 {
     blas_backend *be = (blas_backend *)b;
     logprob_job job = {be, logits, n, n_vocab, targets, out};
-    blas_run(be, logprob_part, &job);
+    blas_run(be, n, logprob_part, &job);
 }
 
 static void blas_row_sum(lm_backend *b, const float *x, int64_t n, int64_t dim, double *sum)
