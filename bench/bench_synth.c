@@ -8,19 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf_build.h"
+#include "lm_gguf.h"
 #include "lm_quant.h"
 
-/* GGUF value types used here (lm_gguf.h numbers them the same way). */
-enum {
-    SYN_GGUF_U32 = 4,
-    SYN_GGUF_I32 = 5,
-    SYN_GGUF_F32 = 6,
-    SYN_GGUF_BOOL = 7,
-    SYN_GGUF_STR = 8,
-    SYN_GGUF_ARR = 9
-};
-
-#define SYN_ALIGN 32
 #define SYN_N_LETTER_MERGES (26 * 26)
 #define SYN_N_KV 19
 
@@ -32,42 +23,7 @@ typedef struct syn_tensor {
     int64_t ne1;    /* rows; 0 for a 1-D tensor */
     syn_kind kind;
     uint32_t type;  /* lm_qtype */
-    uint64_t offset;
 } syn_tensor;
-
-/* A FILE that remembers its first failure, so the layout code reads
- * straight and the status is checked once at the end. */
-typedef struct syn_out {
-    FILE *f;
-    int failed;
-} syn_out;
-
-static void out_bytes(syn_out *o, const void *p, size_t n)
-{
-    if (!o->failed && n && fwrite(p, 1, n, o->f) != n)
-        o->failed = 1;
-}
-
-static void out_u32(syn_out *o, uint32_t v) { out_bytes(o, &v, 4); }
-static void out_u64(syn_out *o, uint64_t v) { out_bytes(o, &v, 8); }
-
-static void out_str(syn_out *o, const char *s, size_t n)
-{
-    out_u64(o, n);
-    out_bytes(o, s, n);
-}
-
-static void out_key(syn_out *o, const char *key, uint32_t type)
-{
-    out_str(o, key, strlen(key));
-    out_u32(o, type);
-}
-
-static void out_pad(syn_out *o, uint64_t written)
-{
-    static const unsigned char zero[SYN_ALIGN];
-    out_bytes(o, zero, (size_t)((SYN_ALIGN - written % SYN_ALIGN) % SYN_ALIGN));
-}
 
 /* ---- values ---------------------------------------------------------------- */
 
@@ -161,38 +117,29 @@ static size_t syn_token(int64_t id, int64_t n_vocab, char *buf)
     return (size_t)snprintf(buf, 32, "[s%lld]", (long long)id);
 }
 
-static void syn_write_tokenizer(syn_out *o, int64_t n_vocab)
+/* Streams the tokenizer keys (7 of the SYN_N_KV): the vocabulary is
+ * generated token by token, never held whole. */
+static void syn_write_tokenizer(gb_writer *w, int64_t n_vocab)
 {
     char buf[32];
-    out_key(o, "tokenizer.ggml.model", SYN_GGUF_STR);
-    out_str(o, "gpt2", 4);
-    out_key(o, "tokenizer.ggml.pre", SYN_GGUF_STR);
-    out_str(o, "qwen2", 5);
-    out_key(o, "tokenizer.ggml.tokens", SYN_GGUF_ARR);
-    out_u32(o, SYN_GGUF_STR);
-    out_u64(o, (uint64_t)n_vocab);
+    gb_kv_str(w, "tokenizer.ggml.model", "gpt2");
+    gb_kv_str(w, "tokenizer.ggml.pre", "qwen2");
+    gb_kv_arr(w, "tokenizer.ggml.tokens", LM_GGUF_TYPE_STRING, (uint64_t)n_vocab);
     for (int64_t i = 0; i < n_vocab; i++)
-        out_str(o, buf, syn_token(i, n_vocab, buf));
-    out_key(o, "tokenizer.ggml.token_type", SYN_GGUF_ARR);
-    out_u32(o, SYN_GGUF_I32);
-    out_u64(o, (uint64_t)n_vocab);
+        gb_strn(w, buf, syn_token(i, n_vocab, buf));
+    gb_kv_arr(w, "tokenizer.ggml.token_type", LM_GGUF_TYPE_INT32, (uint64_t)n_vocab);
     for (int64_t i = 0; i < n_vocab; i++)
-        out_u32(o, i >= n_vocab - 3 ? 3u : 1u); /* control : normal */
-    out_key(o, "tokenizer.ggml.merges", SYN_GGUF_ARR);
-    out_u32(o, SYN_GGUF_STR);
-    out_u64(o, SYN_N_LETTER_MERGES);
+        gb_u32(w, i >= n_vocab - 3 ? 3u : 1u); /* control : normal */
+    gb_kv_arr(w, "tokenizer.ggml.merges", LM_GGUF_TYPE_STRING, SYN_N_LETTER_MERGES);
     for (int k = 0; k < SYN_N_LETTER_MERGES; k++) {
         buf[0] = (char)('a' + k / 26);
         buf[1] = ' ';
         buf[2] = (char)('a' + k % 26);
-        out_str(o, buf, 3);
+        gb_strn(w, buf, 3);
     }
-    out_key(o, "tokenizer.ggml.bos_token_id", SYN_GGUF_U32);
-    out_u32(o, (uint32_t)(n_vocab - 3));
-    out_key(o, "tokenizer.ggml.eos_token_id", SYN_GGUF_U32);
-    out_u32(o, (uint32_t)(n_vocab - 3));
-    out_key(o, "tokenizer.ggml.add_bos_token", SYN_GGUF_BOOL);
-    out_bytes(o, "", 1); /* false */
+    gb_kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)(n_vocab - 3));
+    gb_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)(n_vocab - 3));
+    gb_kv_bool(w, "tokenizer.ggml.add_bos_token", 0);
 }
 
 /* ---- layout ---------------------------------------------------------------- */
@@ -216,11 +163,12 @@ static int64_t syn_n_tensors(const bench_synth_shape *s)
     return 2 + 12 * s->n_layer;
 }
 
-/* Fills t[syn_n_tensors(s)] in file order with names, shapes and types. */
+/* Fills t[syn_n_tensors(s)] in file order with names, shapes and types
+ * (gb_tensor places them one after the other, aligned). */
 static void syn_layout(const bench_synth_shape *s, uint32_t type, syn_tensor *t)
 {
     int64_t E = s->n_embd, KV = s->n_head_kv * (s->n_embd / s->n_head), n = 0;
-    t[n++] = (syn_tensor){"token_embd.weight", E, s->n_vocab, SYN_MATRIX, type, 0};
+    t[n++] = (syn_tensor){"token_embd.weight", E, s->n_vocab, SYN_MATRIX, type};
     for (int64_t l = 0; l < s->n_layer; l++) {
         static const struct {
             const char *suffix;
@@ -242,13 +190,7 @@ static void syn_layout(const bench_synth_shape *s, uint32_t type, syn_tensor *t)
             x->type = per[k].kind == SYN_MATRIX ? type : LM_QTYPE_F32;
         }
     }
-    t[n++] = (syn_tensor){"output_norm.weight", E, 0, SYN_NORM, LM_QTYPE_F32, 0};
-    uint64_t off = 0;
-    for (int64_t i = 0; i < n; i++) {
-        t[i].offset = off;
-        off += lm_quant_row_size(t[i].type, t[i].ne0) * (uint64_t)(t[i].ne1 ? t[i].ne1 : 1);
-        off = (off + SYN_ALIGN - 1) / SYN_ALIGN * SYN_ALIGN;
-    }
+    t[n++] = (syn_tensor){"output_norm.weight", E, 0, SYN_NORM, LM_QTYPE_F32};
 }
 
 int64_t bench_synth_n_params(const bench_synth_shape *s)
@@ -270,18 +212,13 @@ static dl_status syn_check(const bench_synth_shape *s, uint32_t type, dl_error *
     return DL_OK;
 }
 
-static void syn_write_header(syn_out *o, const bench_synth_shape *s, uint32_t type)
+static void syn_write_header(gb_writer *w, const bench_synth_shape *s, uint32_t type)
 {
-    out_u32(o, 0x46554747u); /* "GGUF" */
-    out_u32(o, 3);
-    out_u64(o, (uint64_t)syn_n_tensors(s));
-    out_u64(o, SYN_N_KV);
-    out_key(o, "general.architecture", SYN_GGUF_STR);
-    out_str(o, "qwen2", 5);
-    out_key(o, "general.name", SYN_GGUF_STR);
-    out_str(o, s->name, strlen(s->name));
-    out_key(o, "general.file_type", SYN_GGUF_U32); /* llama.cpp's ftype */
-    out_u32(o, type == LM_QTYPE_F32 ? 0u : type == LM_QTYPE_F16 ? 1u : 7u);
+    gb_header(w, 3, (uint64_t)syn_n_tensors(s), SYN_N_KV);
+    gb_kv_str(w, "general.architecture", "qwen2");
+    gb_kv_str(w, "general.name", s->name);
+    /* llama.cpp's ftype */
+    gb_kv_u32(w, "general.file_type", type == LM_QTYPE_F32 ? 0u : type == LM_QTYPE_F16 ? 1u : 7u);
     const struct {
         const char *key;
         int64_t v;
@@ -291,20 +228,16 @@ static void syn_write_header(syn_out *o, const bench_synth_shape *s, uint32_t ty
                 {"qwen2.feed_forward_length", s->n_ff},
                 {"qwen2.attention.head_count", s->n_head},
                 {"qwen2.attention.head_count_kv", s->n_head_kv}};
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        out_key(o, ints[i].key, SYN_GGUF_U32);
-        out_u32(o, (uint32_t)ints[i].v);
-    }
-    out_key(o, "qwen2.rope.freq_base", SYN_GGUF_F32);
-    out_bytes(o, &s->rope_freq_base, 4);
-    out_key(o, "qwen2.attention.layer_norm_rms_epsilon", SYN_GGUF_F32);
-    out_bytes(o, &s->rms_eps, 4);
-    syn_write_tokenizer(o, s->n_vocab);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        gb_kv_u32(w, ints[i].key, (uint32_t)ints[i].v);
+    gb_kv_f32(w, "qwen2.rope.freq_base", s->rope_freq_base);
+    gb_kv_f32(w, "qwen2.attention.layer_norm_rms_epsilon", s->rms_eps);
+    syn_write_tokenizer(w, s->n_vocab);
 }
 
 /* Tensor i's values, row by row, encoded; rows and buffers hold n_embd /
  * n_ff values (the longest row). */
-static void syn_write_tensor(syn_out *o, const syn_tensor *t, int64_t i, uint64_t seed,
+static void syn_write_tensor(gb_writer *w, const syn_tensor *t, int64_t i, uint64_t seed,
                              float *row, unsigned char *enc)
 {
     uint64_t state = seed ^ (0x2545f4914f6cdd1dull * (uint64_t)(i + 1));
@@ -316,9 +249,9 @@ static void syn_write_tensor(syn_out *o, const syn_tensor *t, int64_t i, uint64_
         else
             syn_fill(row, t->ne0, 0.0f, half, &state);
         syn_encode_row(t->type, row, t->ne0, enc);
-        out_bytes(o, enc, rb);
+        gb_bytes(w, enc, rb);
     }
-    out_pad(o, rb * (uint64_t)(t->ne1 ? t->ne1 : 1));
+    gb_pad(w);
 }
 
 dl_status bench_synth_write(const char *path, const bench_synth_shape *s, uint32_t type,
@@ -331,32 +264,27 @@ dl_status bench_synth_write(const char *path, const bench_synth_shape *s, uint32
     syn_tensor *t = malloc(sizeof *t * (size_t)nt);
     float *row = malloc(sizeof(float) * (size_t)cols);
     unsigned char *enc = malloc(sizeof(float) * (size_t)cols);
-    syn_out o = {fopen(path, "wb"), 0};
+    FILE *f = fopen(path, "wb");
+    gb_writer w;
+    gb_writer_init_file(&w, f);
     if (!t || !row || !enc) {
         st = dl_error_set(err, DL_ERR_NOMEM, "bench_synth: out of memory");
-    } else if (!o.f) {
+    } else if (!f) {
         st = dl_error_set(err, DL_ERR_IO, "bench_synth: cannot create %s", path);
     } else {
         syn_layout(s, type, t);
-        syn_write_header(&o, s, type);
+        syn_write_header(&w, s, type);
         for (int64_t i = 0; i < nt; i++) {
-            out_str(&o, t[i].name, strlen(t[i].name));
-            out_u32(&o, t[i].ne1 ? 2 : 1);
-            out_u64(&o, (uint64_t)t[i].ne0);
-            if (t[i].ne1)
-                out_u64(&o, (uint64_t)t[i].ne1);
-            out_u32(&o, t[i].type);
-            out_u64(&o, t[i].offset);
+            const int64_t ne[2] = {t[i].ne0, t[i].ne1};
+            gb_tensor(&w, t[i].name, t[i].ne1 ? 2 : 1, ne, t[i].type);
         }
-        long at = o.failed ? 0 : ftell(o.f);
-        o.failed |= at < 0;
-        out_pad(&o, (uint64_t)(at < 0 ? 0 : at));
+        gb_pad(&w);
         for (int64_t i = 0; i < nt; i++)
-            syn_write_tensor(&o, &t[i], i, seed, row, enc);
+            syn_write_tensor(&w, &t[i], i, seed, row, enc);
     }
-    if (o.f && fclose(o.f) != 0)
-        o.failed = 1;
-    if (st == DL_OK && o.failed)
+    if (f && fclose(f) != 0)
+        w.failed = 1;
+    if (st == DL_OK && w.failed)
         st = dl_error_set(err, DL_ERR_IO, "bench_synth: writing %s failed", path);
     free(t);
     free(row);

@@ -1,6 +1,7 @@
 /* bench_synth.h: writes a synthetic qwen2 model of a real model's shape, with
  * seeded random weights, as a GGUF v3 file, so that benchmarks measure the
- * engine at sizes users run without downloading a model.
+ * engine at sizes users run without downloading a model.  The bytes go
+ * through the tests' GGUF writer (tests/gguf_build.h), streamed to the file.
  *
  * File layout (what lm_gguf.h reads):
  *   keys     general.architecture "qwen2", general.name, general.file_type,

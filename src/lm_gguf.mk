@@ -3,7 +3,8 @@ src_libdelift_la_SOURCES += src/lm_gguf.c src/lm_gguf.h src/lm_quant.c src/lm_qu
 delift_SOURCES += src/cli_model.c
 if HAVE_CHECK
 check_PROGRAMS += tests/check_lm_gguf tests/check_lm_quant
-tests_check_lm_gguf_SOURCES = tests/check_lm_gguf.c tests/dl_test.h
+tests_check_lm_gguf_SOURCES = tests/check_lm_gguf.c tests/dl_test.h tests/gguf_build.c \
+	tests/gguf_build.h
 tests_check_lm_gguf_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_lm_gguf_LDADD = $(TEST_LIBS)
 tests_check_lm_quant_SOURCES = tests/check_lm_quant.c tests/dl_test.h

@@ -7,7 +7,8 @@ delift_SOURCES += src/cli_score.c src/cli_generate.c
 
 if HAVE_CHECK
 check_PROGRAMS += tests/check_lm_model
-tests_check_lm_model_SOURCES = tests/check_lm_model.c tests/dl_test.h
+tests_check_lm_model_SOURCES = tests/check_lm_model.c tests/dl_test.h tests/gguf_build.c \
+	tests/gguf_build.h
 tests_check_lm_model_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_lm_model_LDADD = $(TEST_LIBS)
 TESTS += tests/check_lm_model
@@ -16,6 +17,8 @@ TESTS += tests/model_score.sh
 EXTRA_DIST += tests/model_score.sh
 
 BENCHES += bench/bench_lm
-bench_bench_lm_SOURCES = bench/bench_lm.c bench/bench_common.h bench/bench_synth.c bench/bench_synth.h
-# The benchmark finds ../shared beside the source tree without DELIFT_SHARED.
-bench_bench_lm_CPPFLAGS = $(AM_CPPFLAGS) -DDL_TOP_SRCDIR='"$(abs_top_srcdir)"'
+bench_bench_lm_SOURCES = bench/bench_lm.c bench/bench_common.h bench/bench_synth.c bench/bench_synth.h \
+	tests/gguf_build.c tests/gguf_build.h
+# The benchmark finds ../shared beside the source tree without DELIFT_SHARED;
+# bench_synth.c writes its GGUF with the tests' writer (tests/gguf_build.h).
+bench_bench_lm_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests -DDL_TOP_SRCDIR='"$(abs_top_srcdir)"'

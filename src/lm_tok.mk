@@ -10,7 +10,8 @@ EXTRA_DIST += tests/cli_tokenize.sh
 
 if HAVE_CHECK
 check_PROGRAMS += tests/check_lm_tok
-tests_check_lm_tok_SOURCES = tests/check_lm_tok.c tests/dl_test.h
+tests_check_lm_tok_SOURCES = tests/check_lm_tok.c tests/dl_test.h tests/gguf_build.c \
+	tests/gguf_build.h
 tests_check_lm_tok_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_lm_tok_LDADD = $(TEST_LIBS)
 TESTS += tests/check_lm_tok

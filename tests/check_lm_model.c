@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "dl_test.h"
+#include "gguf_build.h"
 #include "lm_backend.h"
 #include "lm_gguf.h"
 #include "lm_model.h"
@@ -736,9 +737,9 @@ START_TEST(test_delift_utility)
 END_TEST
 
 /* ---- synthetic GGUF models: qwen2, llama with rope_freqs, bad files ----
- * A tiny GGUF writer builds models with random F32 weights in memory; a
- * naive float64 forward written here from the equations (independent of
- * the engine's code) is their reference. */
+ * The tests' GGUF writer (gguf_build.h) builds models with random F32
+ * weights in memory; a naive float64 forward written here from the
+ * equations (independent of the engine's code) is their reference. */
 
 typedef struct syn_tensor {
     char name[64];
@@ -830,96 +831,47 @@ static void syn_build(syn_model *s)
     }
 }
 
-typedef struct gbuf {
-    unsigned char *p;
-    size_t n, cap;
-} gbuf;
-
-static void gput(gbuf *b, const void *src, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 1024;
-        b->p = realloc(b->p, b->cap);
-        ck_assert_ptr_nonnull(b->p);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-
-static void gput_u32(gbuf *b, uint32_t v) { gput(b, &v, 4); }
-static void gput_u64(gbuf *b, uint64_t v) { gput(b, &v, 8); }
-
-static void gput_str(gbuf *b, const char *s)
-{
-    gput_u64(b, strlen(s));
-    gput(b, s, strlen(s));
-}
-
-/* Serialises s as GGUF v3 (alignment 32); the caller frees b->p. */
-static void syn_write(const syn_model *s, gbuf *b)
+/* Serialises s as GGUF v3 (alignment 32) into w (gguf_build.h). */
+static void syn_write(const syn_model *s, gb_writer *w)
 {
     char key[96];
     struct { const char *name; int64_t v; } ints[] = {
         {"embedding_length", s->E}, {"block_count", s->L}, {"feed_forward_length", s->F},
         {"attention.head_count", s->H}, {"attention.head_count_kv", s->kv_heads_key ? s->kv_heads_key : s->HKV},
         {"context_length", 64}, {"rope.dimension_count", s->rot_key ? s->rot_key : s->R}};
-    int n_int = 7, n_kv = 0;
-    for (int i = 0; i < n_int; i++)
-        n_kv += !(s->drop_key && !strcmp(s->drop_key, ints[i].name));
-    n_kv += 3; /* architecture, freq_base, rms eps */
-    gput_u32(b, 0x46554747u);
-    gput_u32(b, 3);
-    gput_u64(b, (uint64_t)s->n_t);
-    gput_u64(b, (uint64_t)n_kv);
-    gput_str(b, "general.architecture");
-    gput_u32(b, 8);
-    gput_str(b, s->arch);
-    for (int i = 0; i < n_int; i++) {
+    gb_header(w, 3, (uint64_t)s->n_t, 0); /* n_kv: the keys counted below */
+    gb_kv_str(w, "general.architecture", s->arch);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (s->drop_key && !strcmp(s->drop_key, ints[i].name))
             continue;
         snprintf(key, sizeof key, "%s.%s", s->arch, ints[i].name);
-        gput_str(b, key);
-        gput_u32(b, 4);
-        gput_u32(b, (uint32_t)ints[i].v);
+        gb_kv_u32(w, key, (uint32_t)ints[i].v);
     }
-    float fb = 500.0f, eps = 1e-6f;
     snprintf(key, sizeof key, "%s.rope.freq_base", s->arch);
-    gput_str(b, key);
-    gput_u32(b, 6);
-    gput(b, &fb, 4);
+    gb_kv_f32(w, key, 500.0f);
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", s->arch);
-    gput_str(b, key);
-    gput_u32(b, 6);
-    gput(b, &eps, 4);
-    uint64_t off = 0;
+    gb_kv_f32(w, key, 1e-6f);
+    gb_header_counts(w, (uint64_t)s->n_t, (uint64_t)w->n_kv);
     for (int i = 0; i < s->n_t; i++) {
         const syn_tensor *t = &s->t[i];
-        gput_str(b, t->name);
-        gput_u32(b, t->ne1 ? 2 : 1);
-        gput_u64(b, (uint64_t)t->ne0);
-        if (t->ne1)
-            gput_u64(b, (uint64_t)t->ne1);
-        gput_u32(b, t->type);
-        gput_u64(b, off);
-        off += (uint64_t)(t->ne0 * (t->ne1 ? t->ne1 : 1)) * (t->type ? 2 : 4);
-        off = (off + 31) / 32 * 32;
+        const int64_t ne[2] = {t->ne0, t->ne1};
+        gb_tensor(w, t->name, t->ne1 ? 2 : 1, ne, t->type);
     }
-    static const unsigned char zero[32];
-    gput(b, zero, (32 - b->n % 32) % 32);
-    size_t base = b->n;
+    gb_pad(w);
     for (int i = 0; i < s->n_t; i++) {
         const syn_tensor *t = &s->t[i];
         int64_t n = t->ne0 * (t->ne1 ? t->ne1 : 1);
-        for (int64_t k = 0; k < n; k++) {
-            if (t->type) {
+        if (t->type == LM_QTYPE_F16) {
+            for (int64_t k = 0; k < n; k++) {
                 uint16_t h = lm_quant_f32_to_f16(t->data[k]);
-                gput(b, &h, 2);
-            } else {
-                gput(b, &t->data[k], 4);
+                gb_bytes(w, &h, 2);
             }
+            gb_pad(w);
+        } else {
+            gb_tensor_data(w, t->data, sizeof(float) * (size_t)n);
         }
-        gput(b, zero, (32 - (b->n - base) % 32) % 32);
     }
+    ck_assert_msg(!w->failed, "synthetic GGUF: the writer failed");
 }
 
 static void syn_free(syn_model *s)
@@ -1036,10 +988,10 @@ static void naive_forward(const syn_model *s, const int32_t *tok, int64_t n, dou
 }
 
 /* Loads s from memory; returns the status, *m set on success. */
-static dl_status syn_load(syn_model *s, gbuf *b, lm_gguf **g, lm_model **m, dl_error *err)
+static dl_status syn_load(syn_model *s, gb_writer *b, lm_gguf **g, lm_model **m, dl_error *err)
 {
     syn_build(s);
-    memset(b, 0, sizeof *b);
+    gb_writer_init_mem(b);
     syn_write(s, b);
     *m = NULL;
     *g = lm_gguf_open_buffer(b->p, b->n, err);
@@ -1051,7 +1003,7 @@ static void check_synthetic(const char *arch, int biases, int rope_freqs, int ti
 {
     syn_model s = {.arch = arch, .E = 32, .H = 4, .HKV = 2, .F = 48, .L = 2, .V = 40, .R = 6,
                    .biases = biases, .rope_freqs = rope_freqs, .tied = tied};
-    gbuf b;
+    gb_writer b;
     lm_gguf *g;
     lm_model *m;
     dl_error err;
@@ -1080,7 +1032,7 @@ static void check_synthetic(const char *arch, int biases, int rope_freqs, int ti
     free(out);
     lm_model_free(m);
     lm_gguf_free(g);
-    free(b.p);
+    gb_writer_free(&b);
     syn_free(&s);
 }
 
@@ -1132,7 +1084,7 @@ START_TEST(test_bad_models)
         s->V = 10;
         s->R = 8;
         s->biases = !strcmp(s->arch, "qwen2");
-        gbuf b;
+        gb_writer b;
         lm_gguf *g;
         lm_model *m;
         dl_error err;
@@ -1143,7 +1095,7 @@ START_TEST(test_bad_models)
         ck_assert_msg(strstr(err.field, cases[i].field) != NULL, "case %zu: field '%s', want '%s'",
                       i, err.field, cases[i].field);
         lm_gguf_free(g);
-        free(b.p);
+        gb_writer_free(&b);
         syn_free(s);
     }
 }

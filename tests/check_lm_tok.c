@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "dl_test.h"
+#include "gguf_build.h"
 #include "lm_gguf.h"
 #include "lm_tok.h"
 #include "lm_unicode.h"
@@ -660,59 +661,24 @@ END_TEST
 
 /* ---- tiny GGUF files built in memory (hostile-input tests) ---------------------- */
 
-typedef struct gbuf {
-    unsigned char *p;
-    size_t n, cap;
-    int n_kv;
-} gbuf;
-
-static void g_put(gbuf *b, const void *d, size_t n)
+/* Starts a GGUF v3 file with no tensors (gguf_build.h); g_load sets its key
+ * count from the keys written. */
+static void g_begin(gb_writer *w)
 {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-        ck_assert(b->p != NULL);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-static void g_u32(gbuf *b, uint32_t v) { g_put(b, &v, 4); }
-static void g_u64(gbuf *b, uint64_t v) { g_put(b, &v, 8); }
-static void g_str(gbuf *b, const char *s)
-{
-    g_u64(b, strlen(s));
-    g_put(b, s, strlen(s));
-}
-static void g_key(gbuf *b, const char *key, uint32_t type)
-{
-    g_str(b, key);
-    g_u32(b, type);
-    b->n_kv++;
-}
-static void g_strarr(gbuf *b, const char *key, const char *const *v, int n)
-{
-    g_key(b, key, LM_GGUF_TYPE_ARRAY);
-    g_u32(b, LM_GGUF_TYPE_STRING);
-    g_u64(b, (uint64_t)n);
-    for (int i = 0; i < n; i++)
-        g_str(b, v[i]);
+    gb_writer_init_mem(w);
+    gb_header(w, 3, 0, 0);
 }
 
-/* Wraps the key/values of kv into a GGUF v3 file with no tensors. */
-static lm_tok *g_load(gbuf *kv, dl_error *err)
+/* Opens the file w holds and loads its tokenizer; frees w. */
+static lm_tok *g_load(gb_writer *w, dl_error *err)
 {
-    gbuf f = {0};
-    g_put(&f, "GGUF", 4);
-    g_u32(&f, 3);
-    g_u64(&f, 0);
-    g_u64(&f, (uint64_t)kv->n_kv);
-    g_put(&f, kv->p, kv->n);
-    lm_gguf *g = lm_gguf_open_buffer(f.p, f.n, err);
+    gb_header_counts(w, 0, (uint64_t)w->n_kv);
+    ck_assert(!w->failed);
+    lm_gguf *g = lm_gguf_open_buffer(w->p, w->n, err);
     ck_assert_msg(g != NULL, "%s", err->message);
     lm_tok *tok = lm_tok_from_gguf(g, err);
     lm_gguf_free(g);
-    free(f.p);
-    free(kv->p);
+    gb_writer_free(w);
     return tok;
 }
 
@@ -724,10 +690,10 @@ START_TEST(test_gguf_loader)
     static const char *const merges[] = {"a b"};
     dl_error err;
     /* A minimal SPM vocabulary: tokens only, llama.cpp's default ids. */
-    gbuf kv = {0};
-    g_key(&kv, "tokenizer.ggml.model", LM_GGUF_TYPE_STRING);
-    g_str(&kv, "llama");
-    g_strarr(&kv, "tokenizer.ggml.tokens", toks, 6);
+    gb_writer kv;
+    g_begin(&kv);
+    gb_kv_str(&kv, "tokenizer.ggml.model", "llama");
+    gb_kv_arr_str(&kv, "tokenizer.ggml.tokens", toks, 6);
     dl_error_clear(&err);
     lm_tok *tok = g_load(&kv, &err);
     ck_assert_msg(tok != NULL, "%s", err.message);
@@ -755,22 +721,20 @@ START_TEST(test_gguf_loader)
         {NULL, 1, 0, 0, DL_ERR_INPUT, "tokenizer.ggml.model"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        gbuf b = {0};
-        if (cases[c].model) {
-            g_key(&b, "tokenizer.ggml.model", LM_GGUF_TYPE_STRING);
-            g_str(&b, cases[c].model);
-        }
+        gb_writer b;
+        g_begin(&b);
+        if (cases[c].model)
+            gb_kv_str(&b, "tokenizer.ggml.model", cases[c].model);
         if (cases[c].tokens)
-            g_strarr(&b, "tokenizer.ggml.tokens", toks, 6);
+            gb_kv_arr_str(&b, "tokenizer.ggml.tokens", toks, 6);
         if (cases[c].n_scores) {
-            g_key(&b, "tokenizer.ggml.scores", LM_GGUF_TYPE_ARRAY);
-            g_u32(&b, cases[c].score_type);
-            g_u64(&b, (uint64_t)cases[c].n_scores);
+            gb_kv_arr(&b, "tokenizer.ggml.scores", cases[c].score_type,
+                      (uint64_t)cases[c].n_scores);
             for (int i = 0; i < cases[c].n_scores; i++) {
                 if (cases[c].score_type == LM_GGUF_TYPE_STRING)
-                    g_str(&b, "x");
+                    gb_str(&b, "x");
                 else
-                    g_u32(&b, 0);
+                    gb_u32(&b, 0);
             }
         }
         dl_error_clear(&err);
@@ -779,11 +743,11 @@ START_TEST(test_gguf_loader)
         ck_assert_msg(!strcmp(err.field, cases[c].field), "case %zu: field '%s'", c, err.field);
     }
     /* A BPE vocabulary without a pre key gets "default". */
-    gbuf b = {0};
-    g_key(&b, "tokenizer.ggml.model", LM_GGUF_TYPE_STRING);
-    g_str(&b, "gpt2");
-    g_strarr(&b, "tokenizer.ggml.tokens", bpe_toks, 3);
-    g_strarr(&b, "tokenizer.ggml.merges", merges, 1);
+    gb_writer b;
+    g_begin(&b);
+    gb_kv_str(&b, "tokenizer.ggml.model", "gpt2");
+    gb_kv_arr_str(&b, "tokenizer.ggml.tokens", bpe_toks, 3);
+    gb_kv_arr_str(&b, "tokenizer.ggml.merges", merges, 1);
     dl_error_clear(&err);
     tok = g_load(&b, &err);
     ck_assert_msg(tok != NULL, "%s", err.message);
