@@ -8,8 +8,10 @@
  * engine split into pieces whose arithmetic does not depend on which member
  * computes them or on n, so results are the same bits for any team size.
  *
- * Members wait on a condition variable between jobs (no spinning: the other
- * lanes' threads may need the cores back at any time).
+ * Between jobs, members spin briefly (LM_TEAM_SPIN pauses, tens of
+ * microseconds) and then sleep on a condition variable: ops come back to
+ * back while a lane works alone, and a sleeping thread wakes too late to
+ * share a short op.
  *
  * Thread-safety: one caller at a time per team; fn runs concurrently on the
  * members and must not call lm_team_run on the same team.
