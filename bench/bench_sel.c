@@ -4,6 +4,8 @@
  *   defaults 10000 1000 1000000 32 (issue 3's setting); smaller for a quick
  *   look, e.g. `bench_sel 2000 200 100000`; filter runs only the cases whose
  *   name contains it (fl-uniform, gc-blobs, fl-sparse, ...).
+ *   BENCH_SEL_ISA=scalar|avx2|avx512 caps the dense kernels' instruction set
+ *   (the default is the best the CPU has), to compare them in one build.
  *
  * Every kernel is generated here from a fixed seed: uniform [0, 1) (not
  * symmetric, as DELIFT's utilities), "blobs" (a Gaussian similarity of
@@ -28,6 +30,7 @@
 #include <time.h>
 
 #include "sel.h"
+#include "sel_impl.h" /* sel_isa_set: the instruction-set cap */
 
 /* ---- measuring -------------------------------------------------------------- */
 
@@ -614,9 +617,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_sel [n [budget [sparse_n [sparse_k [filter]]]]]\n");
         return 1;
     }
+    static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
+    const char *want = getenv("BENCH_SEL_ISA");
+    sel_isa isa = SEL_ISA_AUTO;
+    for (int i = 0; want && i < 3; i++)
+        if (strcmp(want, isa_names[i]) == 0)
+            isa = (sel_isa)i;
+    if (want && isa == SEL_ISA_AUTO) {
+        fprintf(stderr, "bench_sel: BENCH_SEL_ISA must be scalar, avx2 or avx512\n");
+        return 1;
+    }
+    isa = sel_isa_set(isa);
     printf("bench_sel: dense n = %lld, budget %lld; sparse n = %lld, k = %lld, budget 10%%; "
-           "load average %.2f; a spin on 2 threads runs x%.2f of one\n", (long long)n,
-           (long long)budget, (long long)sn, (long long)sk, load_now(), thread_capacity());
+           "kernels %s; load average %.2f; a spin on 2 threads runs x%.2f of one\n",
+           (long long)n, (long long)budget, (long long)sn, (long long)sk, isa_names[isa],
+           load_now(), thread_capacity());
     float *k = make_uniform(n);
     if (!k) {
         fprintf(stderr, "bench_sel: out of memory for the kernel\n");

@@ -31,6 +31,11 @@
 #include "sel.h"
 #include "sel_impl.h"
 
+/* Row updates ask for the blocks this far ahead (SEL_BLOCK floats each). */
+#ifndef SEL_PREFETCH_BLOCKS
+#define SEL_PREFETCH_BLOCKS 8
+#endif
+
 static inline float fl_term(float s, float m)
 {
     return s > m ? s - m : 0.0f;
@@ -42,15 +47,67 @@ static inline float flmi_term(float s, float m, float cap)
     return (hi < cap ? hi : cap) - (m < cap ? m : cap);
 }
 
+/* ---- instruction sets ------------------------------------------------------------
+ *
+ * The dense kernels here and in sel_gc.c exist as portable C, AVX2 and
+ * AVX-512 (F, BW, VL, DQ) instances, built with target attributes so the
+ * file compiles for baseline x86-64.  Every instance does the same float32
+ * and double operations per element in the same order, so they give the
+ * same bits (tests/check_sel_prop.c runs each one); the choice only changes
+ * speed.  The best the CPU has is used unless sel_isa_set caps it. */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SEL_HAVE_AVX2 1
+#define SEL_HAVE_AVX512 1
+#define SEL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#endif
+
+static int isa_active = -1; /* resolved sel_isa, or -1 (atomic) */
+
+static int isa_cpu_best(void)
+{
+#ifdef SEL_HAVE_AVX2
+    /* libgcc's checks include the OS's saving of the vector state (XCR0) */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return SEL_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2"))
+        return SEL_ISA_AVX2;
+#endif
+    return SEL_ISA_SCALAR;
+}
+
+sel_isa sel_isa_set(sel_isa want)
+{
+    int best = isa_cpu_best();
+    int isa = want == SEL_ISA_AUTO || (int)want > best ? best : (int)want;
+    isa = isa < SEL_ISA_SCALAR ? SEL_ISA_SCALAR : isa;
+    __atomic_store_n(&isa_active, isa, __ATOMIC_RELAXED);
+    return (sel_isa)isa;
+}
+
+sel_isa sel_isa_now(void)
+{
+    /* pool threads ask too: relaxed atomics (every writer stores the same value) */
+    int c = __atomic_load_n(&isa_active, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = isa_cpu_best();
+        __atomic_store_n(&isa_active, c, __ATOMIC_RELAXED);
+    }
+    return (sel_isa)c;
+}
+
 /* ---- the row kernels ----------------------------------------------------------
  *
  * g[j] += t(row[j], m0) over [lo, hi) (the initial sweep), and the update of
  * a row whose memo rose from mo to mn: g[j] -= t(row[j], mo); g[j] += t(row[j],
- * mn).  The AVX2 versions do the same float32 operations and the same two
- * double operations per element, so they give the scalar code's bits; they
- * also skip 8 columns at a time when none is above mo (then both terms are 0),
- * which is most of a row once the memo is high.  cap < 0 means facility
- * location (no cap); otherwise the FLMI term with that cap.
+ * mn).  The AVX2 and AVX-512 versions do the same float32 operations and the
+ * same two double operations per element, so they give the scalar code's
+ * bits; they also skip 8 or 16 columns at a time when none is above mo (then
+ * both terms are 0), which is most of a row once the memo is high.  flmi: the
+ * FLMI term with cap; else the facility-location term (cap unused).
  */
 
 static void row_add_scalar(double *g, const float *row, int64_t lo, int64_t hi,
@@ -89,9 +146,7 @@ static void row_update_scalar(double *g, const float *row, int64_t lo, int64_t h
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define SEL_HAVE_AVX2 1
+#ifdef SEL_HAVE_AVX2
 
 /* t(s, m) for 8 lanes, as fl_term / flmi_term (same operand order in the
  * min/max so equal values resolve the same way). */
@@ -149,17 +204,6 @@ __attribute__((target("avx2"))) static void row_update_avx2(double *g, const flo
     row_update_scalar(g, row, j, hi, mo, mn, cap, flmi, touched, step);
 }
 
-static int use_avx2(void)
-{
-    /* pool threads ask too: relaxed atomics (every writer stores the same value) */
-    static int cached = -1;
-    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (c < 0) {
-        c = __builtin_cpu_supports("avx2") ? 1 : 0;
-        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
-    }
-    return c;
-}
 #endif
 
 /* Block maxima of row[lo, hi) into bmax[lo / SEL_BLOCK ...] (lo is a block
@@ -186,6 +230,143 @@ static int64_t row_blocks_scalar(const float *row, int64_t lo, int64_t hi, float
     }
     return -1;
 }
+
+/* Asks for the block SEL_PREFETCH_BLOCKS ahead of block b0 of a row update
+ * from memo mo when its maximum says it will be read. */
+static inline void block_prefetch(const float *row, const float *bmax, int64_t b0, int64_t hi,
+                                  float mo)
+{
+    int64_t bp = b0 + SEL_PREFETCH_BLOCKS * SEL_BLOCK;
+    if (bp < hi && bmax[bp / SEL_BLOCK] > mo)
+        for (int q = 0; q < SEL_BLOCK; q += 16) /* a 64-byte line per 16 floats */
+            __builtin_prefetch(row + bp + q);
+}
+
+#ifdef SEL_HAVE_AVX512
+/* The AVX-512 instances: 16 lanes, masks instead of blends. */
+
+/* t(s, m) for 16 lanes, as term8 (fl: +0 where s <= m, as the scalar code). */
+SEL_AVX512 static inline __attribute__((always_inline)) __m512 term16(__m512 s, __m512 m,
+                                                                      __m512 cap, int flmi)
+{
+    if (flmi) {
+        __m512 hi = _mm512_max_ps(s, m);
+        return _mm512_sub_ps(_mm512_min_ps(hi, cap), _mm512_min_ps(m, cap));
+    }
+    return _mm512_maskz_sub_ps(_mm512_cmp_ps_mask(s, m, _CMP_GT_OQ), s, m);
+}
+
+SEL_AVX512 static inline __m512d lo8(__m512 t)
+{
+    return _mm512_cvtps_pd(_mm512_castps512_ps256(t));
+}
+
+SEL_AVX512 static inline __m512d hi8(__m512 t)
+{
+    return _mm512_cvtps_pd(_mm512_extractf32x8_ps(t, 1));
+}
+
+SEL_AVX512 static void row_add_avx512(double *g, const float *row, int64_t lo, int64_t hi,
+                                      float m0, float cap, int flmi)
+{
+    __m512 vm = _mm512_set1_ps(m0), vc = _mm512_set1_ps(cap);
+    int64_t j = lo;
+    for (; j + 16 <= hi; j += 16) {
+        __m512 t = term16(_mm512_loadu_ps(row + j), vm, vc, flmi);
+        _mm512_storeu_pd(g + j, _mm512_add_pd(_mm512_loadu_pd(g + j), lo8(t)));
+        _mm512_storeu_pd(g + j + 8, _mm512_add_pd(_mm512_loadu_pd(g + j + 8), hi8(t)));
+    }
+    row_add_scalar(g, row, j, hi, m0, cap, flmi);
+}
+
+/* g[0, 16) -= t(s, mo), then += t(s, mn), for the 16 lanes of s; `above`
+ * (s > mo) marks touched[].  Lanes not above have both terms +0, which
+ * leaves g's bits as they are (g is never -0: it starts at +0 and x - x is
+ * +0), so they need no mask, as in the AVX2 instance. */
+SEL_AVX512 static inline __attribute__((always_inline)) void
+update16(double *g, int32_t *touched, __m512 s, __mmask16 above, __m512 vo, __m512 vn,
+         __m512 vc, __m512i vstep, int flmi)
+{
+    _mm512_mask_storeu_epi32(touched, above, vstep);
+    __m512 to = term16(s, vo, vc, flmi), tn = term16(s, vn, vc, flmi);
+    __m512d g0 = _mm512_sub_pd(_mm512_loadu_pd(g), lo8(to));
+    __m512d g1 = _mm512_sub_pd(_mm512_loadu_pd(g + 8), hi8(to));
+    _mm512_storeu_pd(g, _mm512_add_pd(g0, lo8(tn)));
+    _mm512_storeu_pd(g + 8, _mm512_add_pd(g1, hi8(tn)));
+}
+
+/* row_update_blocks for AVX-512: whole blocks 16 lanes at a time, a
+ * ragged last block by the scalar code.  Inlined twice with flmi a
+ * constant, so the term's branch leaves the loop. */
+SEL_AVX512 static inline __attribute__((always_inline)) void
+row_update_avx512_body(double *g, const float *row, const float *bmax, int64_t lo, int64_t hi,
+                       float mo, float mn, float cap, const int flmi, int32_t *touched,
+                       int32_t step)
+{
+    __m512 vo = _mm512_set1_ps(mo), vn = _mm512_set1_ps(mn), vc = _mm512_set1_ps(cap);
+    __m512i vstep = _mm512_set1_epi32(step);
+    for (int64_t b0 = lo; b0 < hi; b0 += SEL_BLOCK) {
+        block_prefetch(row, bmax, b0, hi, mo);
+        if (bmax[b0 / SEL_BLOCK] <= mo)
+            continue; /* nothing in the block is above the old memo */
+        if (b0 + SEL_BLOCK > hi) {
+            row_update_scalar(g, row, b0, hi, mo, mn, cap, flmi, touched, step);
+            break;
+        }
+        for (int64_t j = b0; j < b0 + SEL_BLOCK; j += 16) {
+            __m512 s = _mm512_loadu_ps(row + j);
+            __mmask16 above = _mm512_cmp_ps_mask(s, vo, _CMP_GT_OQ);
+            if (above) /* else every s <= mo <= mn: both terms are 0 */
+                update16(g + j, touched + j, s, above, vo, vn, vc, vstep, flmi);
+        }
+    }
+}
+
+SEL_AVX512 static void row_update_avx512(double *g, const float *row, const float *bmax,
+                                         int64_t lo, int64_t hi, float mo, float mn,
+                                         float cap, int flmi, int32_t *touched, int32_t step)
+{
+    if (flmi)
+        row_update_avx512_body(g, row, bmax, lo, hi, mo, mn, cap, 1, touched, step);
+    else
+        row_update_avx512_body(g, row, bmax, lo, hi, mo, mn, cap, 0, touched, step);
+}
+
+/* 0xffff when |v| <= FLT_MAX in every lane (false for NaN and Inf). */
+SEL_AVX512 static inline __mmask16 finite16(__m512 v)
+{
+    return _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(FLT_MAX), _CMP_LE_OQ);
+}
+
+SEL_AVX512 static int64_t row_blocks_avx512(const float *row, int64_t lo, int64_t hi,
+                                            float *bmax)
+{
+    int64_t b0 = lo;
+    for (; b0 + SEL_BLOCK <= hi; b0 += SEL_BLOCK) {
+        __m512 v0 = _mm512_loadu_ps(row + b0), v1 = _mm512_loadu_ps(row + b0 + 16);
+        __m512 v2 = _mm512_loadu_ps(row + b0 + 32), v3 = _mm512_loadu_ps(row + b0 + 48);
+        __mmask16 ok = finite16(v0) & finite16(v1) & finite16(v2) & finite16(v3);
+        if (ok != 0xffff)
+            return row_blocks_scalar(row, b0, b0 + SEL_BLOCK, bmax);
+        /* any order of the maxima: bmax is only compared, so -0 or +0 alike */
+        __m512 mx = _mm512_max_ps(_mm512_max_ps(v0, v1), _mm512_max_ps(v2, v3));
+        bmax[b0 / SEL_BLOCK] = _mm512_reduce_max_ps(mx);
+    }
+    return b0 < hi ? row_blocks_scalar(row, b0, hi, bmax) : -1;
+}
+
+SEL_AVX512 static int row_finite_avx512(const float *row, int64_t n)
+{
+    __mmask16 ok = 0xffff;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        ok &= finite16(_mm512_loadu_ps(row + j));
+    int fine = ok == 0xffff;
+    for (; j < n; j++)
+        fine &= fabsf(row[j]) <= FLT_MAX;
+    return fine;
+}
+#endif
 
 #ifdef SEL_HAVE_AVX2
 __attribute__((target("avx2"))) static int64_t row_blocks_avx2(const float *row, int64_t lo,
@@ -215,8 +396,12 @@ __attribute__((target("avx2"))) static int64_t row_blocks_avx2(const float *row,
 
 static int64_t row_blocks(const float *row, int64_t lo, int64_t hi, float *bmax)
 {
+#ifdef SEL_HAVE_AVX512
+    if (sel_isa_now() >= SEL_ISA_AVX512)
+        return row_blocks_avx512(row, lo, hi, bmax);
+#endif
 #ifdef SEL_HAVE_AVX2
-    if (use_avx2())
+    if (sel_isa_now() >= SEL_ISA_AVX2)
         return row_blocks_avx2(row, lo, hi, bmax);
 #endif
     return row_blocks_scalar(row, lo, hi, bmax);
@@ -242,10 +427,15 @@ __attribute__((target("avx2"))) static int row_finite_avx2(const float *row, int
 
 int64_t sel_row_nonfinite(const float *row, int64_t n)
 {
-#ifdef SEL_HAVE_AVX2
-    if (use_avx2() && row_finite_avx2(row, n))
-        return -1;
+    int fine = 0; /* 1: no NaN or Inf (vector check); 0: search below */
+#ifdef SEL_HAVE_AVX512
+    if (sel_isa_now() >= SEL_ISA_AVX512)
+        fine = row_finite_avx512(row, n);
+    else if (sel_isa_now() >= SEL_ISA_AVX2)
+        fine = row_finite_avx2(row, n);
 #endif
+    if (fine)
+        return -1;
     for (int64_t j = 0; j < n; j++)
         if (!isfinite(row[j]))
             return j;
@@ -255,8 +445,12 @@ int64_t sel_row_nonfinite(const float *row, int64_t n)
 static void row_add(double *g, const float *row, int64_t lo, int64_t hi, float m0,
                     float cap, int flmi)
 {
-#ifdef SEL_HAVE_AVX2
-    if (use_avx2()) {
+#ifdef SEL_HAVE_AVX512
+    if (sel_isa_now() >= SEL_ISA_AVX512) {
+        row_add_avx512(g, row, lo, hi, m0, cap, flmi);
+        return;
+    }
+    if (sel_isa_now() >= SEL_ISA_AVX2) {
         row_add_avx2(g, row, lo, hi, m0, cap, flmi);
         return;
     }
@@ -264,16 +458,48 @@ static void row_add(double *g, const float *row, int64_t lo, int64_t hi, float m
     row_add_scalar(g, row, lo, hi, m0, cap, flmi);
 }
 
-static void row_update(double *g, const float *row, int64_t lo, int64_t hi, float mo,
-                       float mn, float cap, int flmi, int32_t *touched, int32_t step)
+/* Asks for the first SEL_PREFETCH_BLOCKS blocks of row[lo, hi) that an
+ * update from memo mo reads: the hardware prefetcher stops at every 4 KB
+ * page (a row of 10,000 floats spans ten) and knows nothing of the blocks
+ * the maxima skip. */
+static void row_prefetch(const float *row, const float *bmax, int64_t lo, int64_t hi,
+                         float mo)
 {
-#ifdef SEL_HAVE_AVX2
-    if (use_avx2()) {
-        row_update_avx2(g, row, lo, hi, mo, mn, cap, flmi, touched, step);
+    int64_t end = lo + SEL_PREFETCH_BLOCKS * SEL_BLOCK;
+    for (int64_t b0 = lo; b0 < end && b0 < hi; b0 += SEL_BLOCK)
+        if (bmax[b0 / SEL_BLOCK] > mo)
+            for (int q = 0; q < SEL_BLOCK; q += 16) /* a 64-byte line per 16 floats */
+                __builtin_prefetch(row + b0 + q);
+}
+
+/* The update of a row whose memo rose from mo to mn over columns [lo, hi)
+ * (lo a block start), skipping the blocks whose maximum bmax[b] is <= mo:
+ * nothing in them is above the old memo, so no term changes. */
+static void row_update_blocks(double *g, const float *row, const float *bmax, int64_t lo,
+                              int64_t hi, float mo, float mn, float cap, int flmi,
+                              int32_t *touched, int32_t step)
+{
+    sel_isa isa = sel_isa_now();
+    (void)isa; /* portable builds have one instance */
+#ifdef SEL_HAVE_AVX512
+    if (isa >= SEL_ISA_AVX512) {
+        row_update_avx512(g, row, bmax, lo, hi, mo, mn, cap, flmi, touched, step);
         return;
     }
 #endif
-    row_update_scalar(g, row, lo, hi, mo, mn, cap, flmi, touched, step);
+    for (int64_t b0 = lo; b0 < hi; b0 += SEL_BLOCK) {
+        block_prefetch(row, bmax, b0, hi, mo);
+        if (bmax[b0 / SEL_BLOCK] <= mo)
+            continue;
+        int64_t b1 = b0 + SEL_BLOCK < hi ? b0 + SEL_BLOCK : hi;
+#ifdef SEL_HAVE_AVX2
+        if (isa >= SEL_ISA_AVX2) {
+            row_update_avx2(g, row, b0, b1, mo, mn, cap, flmi, touched, step);
+            continue;
+        }
+#endif
+        row_update_scalar(g, row, b0, b1, mo, mn, cap, flmi, touched, step);
+    }
 }
 
 /* ---- a tiny fork-join pool ---------------------------------------------- */
@@ -598,12 +824,10 @@ static void update_rows(sel_fn *f, const int64_t *rows, const float *old, int64_
         float mo = old[c], mn = f->memo[i], cap = flmi ? f->cap[i] : 0.0f;
         if (flmi && !(mo < cap))
             continue;
-        for (int64_t b0 = lo; b0 < hi; b0 += SEL_BLOCK) {
-            if (bmax[b0 / SEL_BLOCK] <= mo)
-                continue; /* nothing in the block is above the old memo */
-            int64_t b1 = b0 + SEL_BLOCK < hi ? b0 + SEL_BLOCK : hi;
-            row_update(g, row, b0, b1, mo, mn, cap, flmi, f->touched, f->step);
-        }
+        if (c + 1 < cnt) /* the next row's first blocks, while this one is worked */
+            row_prefetch(k->data + rows[c + 1] * k->stride, f->bmax + rows[c + 1] * f->nblocks,
+                         lo, hi, old[c + 1]);
+        row_update_blocks(g, row, bmax, lo, hi, mo, mn, cap, flmi, f->touched, f->step);
     }
 }
 

@@ -50,27 +50,12 @@
  * two barrier waits cost more than the row (10,000 doubles: a few us). */
 #define GC_POOL_ADD_MIN_N 65536
 
-static int gc_use_avx2(void)
-{
-#if defined(__x86_64__) && defined(__GNUC__)
-    /* pool threads ask too: relaxed atomics (every writer stores the same value) */
-    static int cached = -1;
-    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (c < 0) {
-        c = __builtin_cpu_supports("avx2") ? 1 : 0;
-        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
-    }
-    return c;
-#else
-    return 0;
-#endif
-}
-
 /* ---- adding rows to column sums -----------------------------------------------
  *
  * out[j] += row_0[j]; out[j] += row_1[j]; ... for nr rows stride apart,
  * j in [0, w): the same double additions in the same order as one row at a
- * time (a few rows per pass only save loads and stores of out).  Returns 1
+ * time (a few rows per pass only save loads and stores of out); portable,
+ * AVX2 and AVX-512 instances, chosen by sel_isa_now().  Returns 1
  * when a value is NaN or Inf (out is then partly updated), else 0. */
 
 static int rows_add_scalar(double *out, const float *rows, int64_t stride, int64_t nr,
@@ -120,10 +105,42 @@ __attribute__((target("avx2"))) static int rows_add_avx2(double *out, const floa
 }
 #endif
 
+#ifdef GC_HAVE_AVX2
+/* rows_add_avx2 with 16 lanes; the same additions in the same order. */
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static int
+rows_add_avx512(double *out, const float *rows, int64_t stride, int64_t nr, int64_t w)
+{
+    const __m512 big = _mm512_set1_ps(FLT_MAX);
+    __mmask16 ok = 0xffff;
+    int64_t w16 = w & ~(int64_t)15;
+    for (int64_t r0 = 0; r0 < nr; r0 += 8) {
+        int64_t r1 = r0 + 8 < nr ? r0 + 8 : nr;
+        for (int64_t j = 0; j < w16; j += 16) {
+            __m512d lo = _mm512_loadu_pd(out + j), hi = _mm512_loadu_pd(out + j + 8);
+            for (int64_t r = r0; r < r1; r++) {
+                __m512 v = _mm512_loadu_ps(rows + r * stride + j);
+                /* |v| <= FLT_MAX is false for NaN and Inf */
+                ok &= _mm512_cmp_ps_mask(_mm512_abs_ps(v), big, _CMP_LE_OQ);
+                lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+                hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+            }
+            _mm512_storeu_pd(out + j, lo);
+            _mm512_storeu_pd(out + j + 8, hi);
+        }
+    }
+    int bad = ok != 0xffff;
+    if (w16 < w)
+        bad |= rows_add_avx2(out + w16, rows + w16, stride, nr, w - w16);
+    return bad;
+}
+#endif
+
 static int rows_add(double *out, const float *rows, int64_t stride, int64_t nr, int64_t w)
 {
 #ifdef GC_HAVE_AVX2
-    if (gc_use_avx2())
+    if (sel_isa_now() >= SEL_ISA_AVX512)
+        return rows_add_avx512(out, rows, stride, nr, w);
+    if (sel_isa_now() >= SEL_ISA_AVX2)
         return rows_add_avx2(out, rows, stride, nr, w);
 #endif
     return rows_add_scalar(out, rows, stride, nr, w);
@@ -197,7 +214,7 @@ static int tile_mirrors(const float *d, int64_t st, int64_t i0, int64_t i1, int6
     if (i0 == j0)
         return tile_mirrors_scalar(d, st, i0, i1, j0, j1, 1);
 #ifdef GC_HAVE_AVX2
-    if (gc_use_avx2())
+    if (sel_isa_now() >= SEL_ISA_AVX2)
         return tile_mirrors_avx2(d, st, i0, i1, j0, j1);
 #endif
     return tile_mirrors_scalar(d, st, i0, i1, j0, j1, 0);

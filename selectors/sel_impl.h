@@ -127,6 +127,26 @@ double sel_fn_gain_at_step(sel_fn *f, int64_t j, int64_t steps);
  * sel_fn_value for the others. */
 double sel_fn_value_memo(const sel_fn *f);
 
+/* ---- sel_fast.c: instruction sets of the dense kernels ------------------------ */
+
+/* Which instances the dense kernels (sel_fast.c, sel_gc.c) run.  All do the
+ * same float32 and double operations per element in the same order, so the
+ * answer is the same bit for bit; only the speed differs. */
+typedef enum sel_isa {
+    SEL_ISA_AUTO = -1,  /* the best the CPU and OS support */
+    SEL_ISA_SCALAR = 0, /* portable C */
+    SEL_ISA_AVX2 = 1,
+    SEL_ISA_AVX512 = 2  /* AVX-512 F, BW, VL and DQ */
+} sel_isa;
+
+/* Caps the instances used from now on at `want` (AUTO: no cap); returns
+ * the set that will run, lower than `want` when the CPU lacks it.
+ * Process-wide, for tests and benchmarks: not while a selection runs. */
+sel_isa sel_isa_set(sel_isa want);
+
+/* The set in effect (the CPU's best unless capped); thread-safe, cheap. */
+sel_isa sel_isa_now(void);
+
 /* ---- sel_fast.c: the incremental engine for fl / flmi / flcg ------------ */
 
 /* Fills f->gain[] for the empty memo state (start values) with one

@@ -826,6 +826,153 @@ START_TEST(test_memo_log_gain_at_step)
 }
 END_TEST
 
+/* ---- every instance of the dense kernels gives the same bits --------------- */
+
+/* S of m x n for the ISA test: kind 0 uniform in [-0.3, 1), 1 twelve orders
+ * of magnitude (the double sums round, so any change of order shows in the
+ * bits), 2 eight levels (exact ties everywhere); gc: symmetric. */
+static float *isa_kernel(int64_t m, int64_t n, int kind, int sym)
+{
+    float *s = rand_matrix(m, n, kind == 0 ? -0.3 : 0.0, 1.0, sym);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = sym ? i : 0; j < n; j++) {
+            float v = s[i * n + j];
+            if (kind == 1)
+                v = powf(10.0f, -12.0f * v);
+            if (kind == 2)
+                v = floorf(v * 8.0f) / 8.0f;
+            s[i * n + j] = v;
+            if (sym)
+                s[j * n + i] = v;
+        }
+    return s;
+}
+
+/* Every candidate's gain as the optimisers see it (the incremental table of
+ * the FL family, graph cut's column sums) before each of the picks, on
+ * `threads` threads with the instances now set: (count + 1) x n, owned. */
+static double *isa_table(const sel_problem *p, const sel_result *r, int threads)
+{
+    sel_fn *f;
+    ck_assert_int_eq(sel_fn_create(p, 1, threads, &f, NULL), DL_OK);
+    int64_t n = sel_fn_size(f);
+    double *g = malloc((size_t)((r->count + 1) * n) * sizeof *g);
+    ck_assert_ptr_nonnull(g);
+    for (int64_t t = 0; t <= r->count; t++) {
+        for (int64_t j = 0; j < n; j++)
+            g[t * n + j] = sel_fn_gain_update(f, j);
+        if (t < r->count)
+            ck_assert_int_eq(sel_fn_add(f, r->indices[t], NULL), DL_OK);
+    }
+    sel_fn_free(f);
+    return g;
+}
+
+/* The portable, AVX2 and AVX-512 instances (those the CPU has: sel_isa_set
+ * caps at what it finds) select the same items with the same gain bits and
+ * hold every candidate's gain with the same bits before every pick,
+ * for fl, flmi, flcg, gc and gccg, lazy and naive, one and two threads, on
+ * shapes with ragged 16- and 64-column tails (203) and rows long enough
+ * for the row prefetch (1,000).  The portable run is the oracle; on kind 0
+ * it is also replayed against the direct column sums. */
+START_TEST(test_isa_instances_agree)
+{
+    const sel_fn_kind fns[] = {SEL_FN_FL, SEL_FN_FLMI, SEL_FN_FLCG, SEL_FN_GC, SEL_FN_GCCG};
+    const int64_t shapes[][2] = {{90, 203}, {40, 1000}};
+    for (int fi = 0; fi < 5; fi++)
+        for (int sh = 0; sh < 2; sh++)
+            for (int kind = 0; kind < 3; kind++) {
+                g_state = 0x9E3779B97F4A7C15ULL + (uint64_t)(fi * 16 + sh * 4 + kind);
+                prob x;
+                prob_make(&x, fns[fi], shapes[sh][0], shapes[sh][1], -0.3);
+                int gc = fns[fi] == SEL_FN_GC || fns[fi] == SEL_FN_GCCG;
+                int64_t m = x.ks.rows, n = x.ks.cols;
+                free(x.s);
+                x.s = isa_kernel(m, n, kind, gc);
+                sel_kernel_dense(&x.ks, x.s, m, n, n);
+                for (int opt = 0; opt < 2; opt++)
+                    for (int threads = 1; threads <= 2; threads++) {
+                        sel_options o;
+                        sel_options_init(&o);
+                        o.optimizer = opt ? SEL_OPT_LAZY : SEL_OPT_NAIVE;
+                        o.budget = 40;
+                        o.threads = threads;
+                        sel_result base, other;
+                        ck_assert_int_eq(sel_isa_set(SEL_ISA_SCALAR), SEL_ISA_SCALAR);
+                        solve(&x.pb, &o, &base);
+                        if (kind == 0 && threads == 1)
+                            assert_replay(&x.pb, &base, opt == 0);
+                        double *want = opt ? isa_table(&x.pb, &base, threads) : NULL;
+                        for (int isa = SEL_ISA_AVX2; isa <= SEL_ISA_AVX512; isa++) {
+                            sel_isa got = sel_isa_set((sel_isa)isa);
+                            ck_assert(got <= (sel_isa)isa && got == sel_isa_now());
+                            const char *what = isa == SEL_ISA_AVX2 ? "avx2" : "avx512";
+                            solve(&x.pb, &o, &other);
+                            assert_same(&base, &other, what);
+                            sel_result_free(&other);
+                            if (!want)
+                                continue;
+                            /* every table entry, not only the picks' */
+                            double *have = isa_table(&x.pb, &base, threads);
+                            for (int64_t e = 0; e < (base.count + 1) * n; e++)
+                                ck_assert_msg(have[e] == want[e], "%s fn %d: step %lld item %lld",
+                                              what, (int)fns[fi], (long long)(e / n),
+                                              (long long)(e % n));
+                            free(have);
+                        }
+                        free(want);
+                        sel_result_free(&base);
+                    }
+                prob_free(&x);
+            }
+    sel_isa_set(SEL_ISA_AUTO);
+}
+END_TEST
+
+/* NaN / Inf: the first in row-major order, in a full vector (column 37), a
+ * 16-column tail (column 200 of 203) or a 64-block tail (column 194), is
+ * found at its place by the kernel check, the facility-location sweep and
+ * the graph-cut column sums of every instance. */
+START_TEST(test_isa_nonfinite_same_place)
+{
+    const int64_t n = 203, cols[] = {37, 200, 194};
+    for (int c = 0; c < 3; c++)
+        for (int isa = SEL_ISA_SCALAR; isa <= SEL_ISA_AVX512; isa++) {
+            sel_isa_set((sel_isa)isa);
+            float *s = rand_matrix(n, n, 0.0, 1.0, 1);
+            s[120 * n + cols[c]] = c == 1 ? INFINITY : NAN;
+            s[121 * n + 5] = -INFINITY;
+            sel_kernel k;
+            sel_kernel_dense(&k, s, n, n, n);
+            char want[64];
+            snprintf(want, sizeof want, "row 120, column %lld", (long long)cols[c]);
+            dl_error err;
+            dl_error_clear(&err);
+            ck_assert_int_eq(sel_kernel_check(&k, "kernel", &err), DL_ERR_NUMERIC);
+            ck_assert_msg(strstr(err.message, want) != NULL, "%s", err.message);
+            for (int gc = 0; gc < 2; gc++) {
+                sel_problem p;
+                sel_problem_init(&p);
+                p.fn = gc ? SEL_FN_GC : SEL_FN_FL;
+                p.kernel = &k;
+                p.lambda = 0.4;
+                sel_options o;
+                sel_options_init(&o);
+                o.budget = 5;
+                sel_result r;
+                sel_result_init(&r);
+                dl_error_clear(&err);
+                ck_assert_int_eq(sel_maximize(&p, &o, &r, &err), DL_ERR_NUMERIC);
+                ck_assert_msg(strstr(err.message, want) != NULL, "isa %d gc %d: %s", isa, gc,
+                              err.message);
+                sel_result_free(&r);
+            }
+            free(s);
+        }
+    sel_isa_set(SEL_ISA_AUTO);
+}
+END_TEST
+
 static Suite *prop_suite(void)
 {
     Suite *s = suite_create("sel_prop");
@@ -842,6 +989,8 @@ static Suite *prop_suite(void)
     tcase_add_test(tc, test_gc_direct_sums);
     tcase_add_test(tc, test_gc_nonfinite_first);
     tcase_add_test(tc, test_memo_log_gain_at_step);
+    tcase_add_test(tc, test_isa_instances_agree);
+    tcase_add_test(tc, test_isa_nonfinite_same_place);
     suite_add_tcase(s, tc);
     return s;
 }
