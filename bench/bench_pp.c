@@ -1,20 +1,20 @@
 /* bench_pp.c: prompt processing as llama.cpp's benchmarks measure it, for
  * the side-by-side comparison of bench/vs_llamacpp.sh.
  *
- * Usage: bench_pp MODEL.gguf [threads [tokens [runs [batch]]]]
+ * Usage: bench_pp MODEL.gguf [threads [tokens [runs [batch [all|last]]]]]
  *   Scores `batch` sequences (default 1) of `tokens` (default 256)
  *   pseudo-random token ids (the generator of bench/vs_llamacpp.mjs, so both
  *   sides see the same ids) on the blas backend, `runs` times after one
  *   warm-up, and prints one line with the best and the median tokens/s.
- *   Every position's next-token log-probability is computed (the output
- *   layer at all `tokens` positions), while llama.cpp's prompt processing
- *   computes the logits of the last position only: the comparison favours
- *   llama.cpp by that work.
+ *   "all" (the default): every position's next-token log-probability (the
+ *   output layer at all `tokens` positions, what DELIFT needs); "last": the
+ *   last position's only, the work llama.cpp's prompt processing does.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "lm_model.h"
 #include "lm_score.h"
@@ -29,12 +29,15 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_pp MODEL.gguf [threads [tokens [runs [batch]]]]\n");
+        fprintf(stderr, "usage: bench_pp MODEL.gguf [threads [tokens [runs [batch [all|last]]]]]\n");
         return 2;
     }
     int64_t threads = argc > 2 ? atoll(argv[2]) : 2, n = argc > 3 ? atoll(argv[3]) : 256;
     int64_t runs = argc > 4 ? atoll(argv[4]) : 10, batch = argc > 5 ? atoll(argv[5]) : 1;
-    if (threads < 1 || n < 2 || runs < 1 || runs > 1000 || batch < 1 || batch > 256) {
+    const char *mode = argc > 6 ? argv[6] : "all";
+    int last = !strcmp(mode, "last");
+    if (threads < 1 || n < 2 || runs < 1 || runs > 1000 || batch < 1 || batch > 256 ||
+        (!last && strcmp(mode, "all") != 0)) {
         fprintf(stderr, "bench_pp: bad arguments\n");
         return 2;
     }
@@ -64,7 +67,7 @@ int main(int argc, char **argv)
         ids[i] = (int32_t)(3 + x % (nv - 3));
     }
     for (int64_t b = 0; b < batch; b++)
-        seqs[b] = (lm_seq){ids, n, 1, n};
+        seqs[b] = (lm_seq){ids, n, last ? n - 1 : 1, n};
     for (int64_t r = -1; r < runs; r++) {
         double t0 = now();
         if (lm_ctx_score(ctx, NULL, seqs, batch, lp, NULL, &err) != DL_OK) {
@@ -75,9 +78,9 @@ int main(int argc, char **argv)
             tps[r] = (double)(n * batch) / (now() - t0);
     }
     qsort(tps, (size_t)runs, sizeof *tps, cmp_double);
-    printf("delift    %-26s pp%lld x %lld threads %lld: best %6.0f tok/s, median %6.0f tok/s "
-           "(%lld runs)\n", argv[1], (long long)n, (long long)batch, (long long)threads,
-           tps[runs - 1], tps[runs / 2], (long long)runs);
+    printf("delift%-4s %-26s pp%lld x %lld threads %lld: best %6.0f tok/s, median %6.0f tok/s "
+           "(%lld runs)\n", last ? "-1" : "", argv[1], (long long)n, (long long)batch,
+           (long long)threads, tps[runs - 1], tps[runs / 2], (long long)runs);
     free(tps);
     free(seqs);
     free(lp);

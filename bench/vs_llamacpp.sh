@@ -16,9 +16,10 @@
 # present, and the Q4_K_M / Q5_K_M files of data/.
 #
 # What is compared: llama.cpp evaluates one sequence of `tokens` ids and
-# computes the logits of its last position; bench_pp scores the same ids and
-# computes every position's next-token log-probability (the output layer at
-# all positions: about a fifth more arithmetic on delift-mini).
+# computes the logits of its last position; bench_pp scores the same ids,
+# once computing every position's next-token log-probability (what DELIFT
+# needs: the output layer at all positions, about a fifth more arithmetic on
+# delift-mini) and once the last position's only (llama.cpp's work).
 set -eu
 rounds=${1:-3}
 threads=${2:-2}
@@ -55,7 +56,8 @@ echo "vs_llamacpp: $rounds rounds, $threads threads, $tokens tokens; load averag
 r=1
 while [ "$r" -le "$rounds" ]; do
     for m in $models; do
-        ./bench/bench_pp "$m" "$threads" "$tokens" 5 | tee -a "$log"
+        ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 all | tee -a "$log"
+        ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 last | tee -a "$log"
         node "$dir/vs_llamacpp.mjs" "$threads" "$tokens" 5 "$m" | tee -a "$log"
     done
     r=$((r + 1))
@@ -69,7 +71,8 @@ for m in $models; do
             c = n[side]; for (i = 1; i <= c; i++) a[i] = md[side, i];
             for (i = 1; i <= c; i++) for (j = i + 1; j <= c; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             return a[int((c + 1) / 2)] }
-        END { ds = median("delift"); ls = median("llama.cpp");
-              printf "%-24s delift best %6.0f median %6.0f | llama.cpp best %6.0f median %6.0f | ratio best %.2fx median %.2fx\n",
-                     m, b["delift"], ds, b["llama.cpp"], ls, b["delift"] / b["llama.cpp"], ds / ls }'
+        END { ds = median("delift"); ls = median("llama.cpp"); d1 = median("delift-1");
+              printf "%-24s llama.cpp best %6.0f median %6.0f | delift all positions best %6.0f median %6.0f (x%.2f, x%.2f) | last only best %6.0f median %6.0f (x%.2f, x%.2f)\n",
+                     m, b["llama.cpp"], ls, b["delift"], ds, b["delift"] / b["llama.cpp"], ds / ls,
+                     b["delift-1"], d1, b["delift-1"] / b["llama.cpp"], d1 / ls }'
 done
