@@ -325,6 +325,12 @@ ALWAYS_INLINE void deq_q6_k(const unsigned char *b, float *y)
 
 /* ---- row bodies --------------------------------------------------------- */
 
+/* The n / vals blocks of a row, bs bytes each, expanded by fn. */
+#define DEQ_BLOCKS(fn, bs, vals)                                                                   \
+    for (int64_t i = 0; i < n / (vals); i++)                                                       \
+        fn(s + (size_t)(bs) * (size_t)i, y + (vals) * i);                                          \
+    break
+
 ALWAYS_INLINE void row_dequant_body(uint32_t type, const unsigned char *s, float *y, int64_t n)
 {
     switch (type) {
@@ -340,37 +346,21 @@ ALWAYS_INLINE void row_dequant_body(uint32_t type, const unsigned char *s, float
             y[i] = bf16_to_f32_inline(load_u16(s + 2 * i));
         break;
     case LM_QTYPE_Q8_0:
-        for (int64_t i = 0; i < n / 32; i++)
-            deq_q8_0(s + 34 * i, y + 32 * i);
-        break;
+        DEQ_BLOCKS(deq_q8_0, 34, 32);
     case LM_QTYPE_Q4_0:
-        for (int64_t i = 0; i < n / 32; i++)
-            deq_q4_0(s + 18 * i, y + 32 * i);
-        break;
+        DEQ_BLOCKS(deq_q4_0, 18, 32);
     case LM_QTYPE_Q4_1:
-        for (int64_t i = 0; i < n / 32; i++)
-            deq_q4_1(s + 20 * i, y + 32 * i);
-        break;
+        DEQ_BLOCKS(deq_q4_1, 20, 32);
     case LM_QTYPE_Q5_0:
-        for (int64_t i = 0; i < n / 32; i++)
-            deq_q5_0(s + 22 * i, y + 32 * i);
-        break;
+        DEQ_BLOCKS(deq_q5_0, 22, 32);
     case LM_QTYPE_Q5_1:
-        for (int64_t i = 0; i < n / 32; i++)
-            deq_q5_1(s + 24 * i, y + 32 * i);
-        break;
+        DEQ_BLOCKS(deq_q5_1, 24, 32);
     case LM_QTYPE_Q4_K:
-        for (int64_t i = 0; i < n / 256; i++)
-            deq_q4_k(s + 144 * i, y + 256 * i);
-        break;
+        DEQ_BLOCKS(deq_q4_k, 144, 256);
     case LM_QTYPE_Q5_K:
-        for (int64_t i = 0; i < n / 256; i++)
-            deq_q5_k(s + 176 * i, y + 256 * i);
-        break;
+        DEQ_BLOCKS(deq_q5_k, 176, 256);
     case LM_QTYPE_Q6_K:
-        for (int64_t i = 0; i < n / 256; i++)
-            deq_q6_k(s + 210 * i, y + 256 * i);
-        break;
+        DEQ_BLOCKS(deq_q6_k, 210, 256);
     default:
         assert(!"lm_quant: unsupported type");
     }
