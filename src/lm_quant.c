@@ -584,6 +584,70 @@ AVX2_FN static inline void deq_q6_k_avx2(const unsigned char *b, float *y)
     }
 }
 
+/* deq_q5_k with intrinsics: deq_q4_k_avx2's products, the fifth bit of
+ * value l of sub-block s taken from bit s of qh[l] (shifts within 16-bit
+ * lanes keep each byte's own bits in its low bit). */
+AVX2_FN static inline void deq_q5_k_avx2(const unsigned char *b, float *y)
+{
+    float d = load_f16(b), dmin = load_f16(b + 2);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 16));
+    for (int k = 0; k < 4; k++) {
+        int s0, m0, s1, m1;
+        q4k_scale_min(b + 4, 2 * k, &s0, &m0);
+        q4k_scale_min(b + 4, 2 * k + 1, &s1, &m1);
+        __m256 d0 = _mm256_set1_ps(d * (float)s0), o0 = _mm256_set1_ps(dmin * (float)m0);
+        __m256 d1 = _mm256_set1_ps(d * (float)s1), o1 = _mm256_set1_ps(dmin * (float)m1);
+        __m256i q = _mm256_loadu_si256((const __m256i *)(b + 48 + 32 * k));
+        __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), one);
+        __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k + 1)), one);
+        __m256 lo[4], hi[4];
+        i8x32_to_ps(_mm256_or_si256(_mm256_and_si256(q, m4), _mm256_slli_epi16(h0, 4)), 0, lo);
+        i8x32_to_ps(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                    _mm256_slli_epi16(h1, 4)),
+                    0, hi);
+        for (int c = 0; c < 4; c++) {
+            _mm256_storeu_ps(y + 64 * k + 8 * c, _mm256_sub_ps(_mm256_mul_ps(d0, lo[c]), o0));
+            _mm256_storeu_ps(y + 64 * k + 32 + 8 * c, _mm256_sub_ps(_mm256_mul_ps(d1, hi[c]), o1));
+        }
+    }
+}
+
+/* The 32 4-bit values of a Q4_1/Q5_0/Q5_1 block (qs: value j < 16 the low
+ * nibble of qs[j], j + 16 its high nibble) as 32 bytes in value order, with
+ * bit j of qh (when has_qh) added as 16. */
+AVX2_FN static inline __m256i q5_bytes(const unsigned char *qs, uint32_t qh, int has_qh)
+{
+    __m128i b = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
+    __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+    if (!has_qh)
+        return q;
+    const __m256i pick = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                           0x0101010101010101LL, 0x0000000000000000LL);
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), pick); /* byte j: qh byte j/8 */
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_or_si256(q, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+}
+
+/* Q4_1 (kind 0), Q5_0 (1) and Q5_1 (2) blocks: d * (q - 16) or d * q + m,
+ * as deq_q4_1 / deq_q5_0 / deq_q5_1. */
+AVX2_FN static inline void deq_q451_avx2(int kind, const unsigned char *b, float *y)
+{
+    __m256 d = _mm256_set1_ps(load_f16(b)), v[4];
+    if (kind == 1) {
+        i8x32_to_ps(_mm256_sub_epi8(q5_bytes(b + 6, load_u32(b + 2), 1), _mm256_set1_epi8(16)), 1,
+                    v);
+        for (int c = 0; c < 4; c++)
+            _mm256_storeu_ps(y + 8 * c, _mm256_mul_ps(d, v[c]));
+        return;
+    }
+    __m256 m = _mm256_set1_ps(load_f16(b + 2));
+    i8x32_to_ps(kind == 0 ? q5_bytes(b + 4, 0, 0) : q5_bytes(b + 8, load_u32(b + 4), 1), 0, v);
+    for (int c = 0; c < 4; c++)
+        _mm256_storeu_ps(y + 8 * c, _mm256_add_ps(_mm256_mul_ps(d, v[c]), m));
+}
+
 /* sum a[i] b[i], n a multiple of 8. */
 AVX2_FN static inline __m256 dot8_acc(const float *a, const float *b, int64_t n, __m256 acc)
 {
@@ -631,6 +695,19 @@ AVX2_FN static void dequant_avx2(uint32_t t, const unsigned char *s, float *y, i
         for (; i < n; i += 256, s += 210)
             deq_q6_k_avx2(s, y + i);
         return;
+    case LM_QTYPE_Q5_K:
+        for (; i < n; i += 256, s += 176)
+            deq_q5_k_avx2(s, y + i);
+        return;
+    case LM_QTYPE_Q4_1:
+    case LM_QTYPE_Q5_0:
+    case LM_QTYPE_Q5_1: {
+        int kind = t == LM_QTYPE_Q4_1 ? 0 : t == LM_QTYPE_Q5_0 ? 1 : 2;
+        size_t bs = lm_quant_info(t)->type_size;
+        for (; i < n; i += 32, s += bs)
+            deq_q451_avx2(kind, s, y + i);
+        return;
+    }
     default:
         dequant_generic(t, s, y, n);
     }
