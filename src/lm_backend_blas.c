@@ -433,13 +433,13 @@ static void blas_embed(lm_backend *b, const lm_weight *tok, const int32_t *ids, 
                              tok->n_cols);
 }
 
-static void blas_rmsnorm(lm_backend *b, const float *x, const lm_weight *w, int64_t n, float eps,
+/* rmsnorm of rows [i0, i1): each row alone. */
+static void rmsnorm_rows(const float *x, const lm_weight *w, int64_t i0, int64_t i1, float eps,
                          float *y)
 {
-    (void)b;
     int64_t d = w->n_cols;
     const float *g = w->data;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = i0; i < i1; i++) {
         const float *xi = x + i * d;
         float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t j = 0;
@@ -528,13 +528,13 @@ static void blas_matmul(lm_backend *b, const float *x, int64_t ldx, const int64_
     }
 }
 
-static void blas_rope(lm_backend *b, float *x, int64_t n, int64_t n_heads, int64_t head_dim,
+/* Rotary embedding of rows [i0, i1): each row alone. */
+static void rope_rows(float *x, int64_t i0, int64_t i1, int64_t n_heads, int64_t head_dim,
                       int64_t n_rot, lm_rope_style style, const int32_t *pos, const float *cs)
 {
-    (void)b;
     int64_t half = n_rot / 2;
     int64_t step = style == LM_ROPE_NEOX ? 1 : 2, other = style == LM_ROPE_NEOX ? half : 1;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = i0; i < i1; i++) {
         const float *c = cs + (int64_t)pos[i] * half * 2;
         for (int64_t h = 0; h < n_heads; h++) {
             float *v = x + i * n_heads * head_dim + h * head_dim;
@@ -615,9 +615,11 @@ static void blas_attention(lm_backend *b, const lm_attn_args *a)
 }
 
 /* gate = silu(gate) * up, silu(g) = g * sigmoid(g), sigmoid from exp(-|g|). */
-static void blas_swiglu(lm_backend *b, float *gate, const float *up, int64_t n)
+/* gate[i] = silu(gate[i]) * up[i], i < n: vectors of 8 (AVX2) or 4 from
+ * gate[0], then single values, so an element's arithmetic depends on its
+ * place only through n's tail. */
+static void swiglu_span(const blas_backend *be, float *gate, const float *up, int64_t n)
 {
-    const blas_backend *be = (const blas_backend *)b;
     const v4f one = v4_splat(1.0f), zero = v4_splat(0.0f);
     int64_t i = 0;
 #ifdef LM_BLAS_HAVE_AVX2
@@ -641,11 +643,82 @@ static void blas_swiglu(lm_backend *b, float *gate, const float *up, int64_t n)
     }
 }
 
+/* The elementwise ops on a team: rows for rmsnorm and rope, spans of
+ * elements for SwiGLU and add whose starts are multiples of 64, so that
+ * every element takes the same vector path as in one call over all n. */
+typedef enum ew_op { EW_RMSNORM, EW_ROPE, EW_SWIGLU, EW_ADD } ew_op;
+
+typedef struct ew_job {
+    const blas_backend *be;
+    ew_op op;
+    int64_t n;             /* rows (rmsnorm, rope) or elements (swiglu, add) */
+    float *x;              /* rmsnorm: input; rope: rows; swiglu: gate; add: x */
+    const float *y;        /* swiglu: up; add: y */
+    float *out;            /* rmsnorm */
+    const lm_weight *w;    /* rmsnorm */
+    float eps;
+    int64_t n_heads, head_dim, n_rot; /* rope */
+    lm_rope_style style;
+    const int32_t *pos;
+    const float *cs;
+} ew_job;
+
+static void ew_part(void *arg, int tid, int nt)
+{
+    const ew_job *j = arg;
+    int64_t q = j->op == EW_SWIGLU || j->op == EW_ADD ? 64 : 1;
+    int64_t lo = j->n * tid / nt / q * q, hi = tid == nt - 1 ? j->n : j->n * (tid + 1) / nt / q * q;
+    if (hi <= lo)
+        return;
+    switch (j->op) {
+    case EW_RMSNORM:
+        rmsnorm_rows(j->x, j->w, lo, hi, j->eps, j->out);
+        break;
+    case EW_ROPE:
+        rope_rows(j->x, lo, hi, j->n_heads, j->head_dim, j->n_rot, j->style, j->pos, j->cs);
+        break;
+    case EW_SWIGLU:
+        swiglu_span(j->be, j->x + lo, j->y + lo, hi - lo);
+        break;
+    case EW_ADD:
+        for (int64_t i = lo; i < hi; i++)
+            j->x[i] += j->y[i];
+        break;
+    }
+}
+
+static void blas_rmsnorm(lm_backend *b, const float *x, const lm_weight *w, int64_t n, float eps,
+                         float *y)
+{
+    blas_backend *be = (blas_backend *)b;
+    ew_job j = {.be = be, .op = EW_RMSNORM, .n = n, .x = (float *)x, .out = y, .w = w, .eps = eps};
+    blas_run(be, n, ew_part, &j);
+}
+
+static void blas_rope(lm_backend *b, float *x, int64_t n, int64_t n_heads, int64_t head_dim,
+                      int64_t n_rot, lm_rope_style style, const int32_t *pos, const float *cs)
+{
+    blas_backend *be = (blas_backend *)b;
+    ew_job j = {.be = be, .op = EW_ROPE, .n = n, .x = x, .n_heads = n_heads, .head_dim = head_dim,
+                .n_rot = n_rot, .style = style, .pos = pos, .cs = cs};
+    blas_run(be, n, ew_part, &j);
+}
+
+/* Elements per team member below which SwiGLU and add stay on the caller. */
+#define LM_BLAS_TEAM_MIN_ELEMS 4096
+
+static void blas_swiglu(lm_backend *b, float *gate, const float *up, int64_t n)
+{
+    blas_backend *be = (blas_backend *)b;
+    ew_job j = {.be = be, .op = EW_SWIGLU, .n = n, .x = gate, .y = up};
+    blas_run(be, n >= LM_BLAS_TEAM_MIN_ELEMS ? LM_BLAS_TEAM_MIN_ROWS : 0, ew_part, &j);
+}
+
 static void blas_add(lm_backend *b, float *x, const float *y, int64_t n)
 {
-    (void)b;
-    for (int64_t i = 0; i < n; i++)
-        x[i] += y[i];
+    blas_backend *be = (blas_backend *)b;
+    ew_job j = {.be = be, .op = EW_ADD, .n = n, .x = x, .y = y};
+    blas_run(be, n >= LM_BLAS_TEAM_MIN_ELEMS ? LM_BLAS_TEAM_MIN_ROWS : 0, ew_part, &j);
 }
 
 typedef struct logprob_job {
