@@ -255,10 +255,15 @@ ALWAYS_INLINE void q4k_scale_min(const unsigned char *s, int j, int *sc, int *m)
     }
 }
 
-ALWAYS_INLINE void deq_q4_k(const unsigned char *b, float *y)
+/* Q4_K and Q5_K: eight sub-blocks of 32 with 6-bit scales and mins; values
+ * of sub-blocks 2k and 2k+1 are the low and high nibbles of qs[32k ..
+ * 32k+31]; Q5_K (qh not NULL) adds 16 to value l of sub-block s when bit s
+ * of qh[l] is set. */
+ALWAYS_INLINE void deq_q45_k(const unsigned char *b, const unsigned char *qh,
+                             const unsigned char *qs, float *y)
 {
     float d = load_f16(b), dmin = load_f16(b + 2);
-    const unsigned char *sc = b + 4, *qs = b + 16;
+    const unsigned char *sc = b + 4;
     for (int k = 0; k < 4; k++) { /* 64 values per pair of sub-blocks */
         int s0, m0, s1, m1;
         q4k_scale_min(sc, 2 * k, &s0, &m0);
@@ -267,32 +272,25 @@ ALWAYS_INLINE void deq_q4_k(const unsigned char *b, float *y)
         float d1 = d * (float)s1, o1 = dmin * (float)m1;
         const unsigned char *q = qs + 32 * k;
         for (int l = 0; l < 32; l++) {
-            y[64 * k + l] = d0 * (float)(q[l] & 0xF) - o0;
-            y[64 * k + 32 + l] = d1 * (float)(q[l] >> 4) - o1;
-        }
-    }
-}
-
-/* Q5_K: Q4_K's scales and nibbles plus a fifth bit per value: value l of
- * sub-block s (32 values) adds 16 when bit s of qh[l] is set. */
-ALWAYS_INLINE void deq_q5_k(const unsigned char *b, float *y)
-{
-    float d = load_f16(b), dmin = load_f16(b + 2);
-    const unsigned char *sc = b + 4, *qh = b + 16, *qs = b + 48;
-    for (int k = 0; k < 4; k++) {
-        int s0, m0, s1, m1;
-        q4k_scale_min(sc, 2 * k, &s0, &m0);
-        q4k_scale_min(sc, 2 * k + 1, &s1, &m1);
-        float d0 = d * (float)s0, o0 = dmin * (float)m0;
-        float d1 = d * (float)s1, o1 = dmin * (float)m1;
-        const unsigned char *q = qs + 32 * k;
-        for (int l = 0; l < 32; l++) {
-            int lo = (q[l] & 0xF) | ((qh[l] >> (2 * k)) & 1) << 4;
-            int hi = (q[l] >> 4) | ((qh[l] >> (2 * k + 1)) & 1) << 4;
+            int lo = q[l] & 0xF, hi = q[l] >> 4;
+            if (qh) {
+                lo |= ((qh[l] >> (2 * k)) & 1) << 4;
+                hi |= ((qh[l] >> (2 * k + 1)) & 1) << 4;
+            }
             y[64 * k + l] = d0 * (float)lo - o0;
             y[64 * k + 32 + l] = d1 * (float)hi - o1;
         }
     }
+}
+
+ALWAYS_INLINE void deq_q4_k(const unsigned char *b, float *y)
+{
+    deq_q45_k(b, NULL, b + 16, y);
+}
+
+ALWAYS_INLINE void deq_q5_k(const unsigned char *b, float *y)
+{
+    deq_q45_k(b, b + 16, b + 48, y);
 }
 
 /* Q6_K: each half (128 values) uses 64 ql bytes, 32 qh bytes, 8 scales.
@@ -528,26 +526,48 @@ AVX2_FN static inline void i8x32_to_ps(__m256i v, int is_signed, __m256 out[4])
                                               : _mm256_cvtepu8_epi32(part[c]));
 }
 
-/* deq_q4_k with intrinsics: the same products, same order per value. */
-AVX2_FN static inline void deq_q4_k_avx2(const unsigned char *b, float *y)
+/* deq_q45_k with intrinsics: the same products, same order per value.  The
+ * fifth bit of value l of sub-block s (Q5_K, qh not NULL) is bit s of
+ * qh[l]: shifts within 16-bit lanes keep each byte's own bits in its low
+ * bit. */
+AVX2_FN static inline void deq_q45_k_avx2(const unsigned char *b, const unsigned char *qh,
+                                          const unsigned char *qs, float *y)
 {
     float d = load_f16(b), dmin = load_f16(b + 2);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
     for (int k = 0; k < 4; k++) {
         int s0, m0, s1, m1;
         q4k_scale_min(b + 4, 2 * k, &s0, &m0);
         q4k_scale_min(b + 4, 2 * k + 1, &s1, &m1);
         __m256 d0 = _mm256_set1_ps(d * (float)s0), o0 = _mm256_set1_ps(dmin * (float)m0);
         __m256 d1 = _mm256_set1_ps(d * (float)s1), o1 = _mm256_set1_ps(dmin * (float)m1);
-        __m256i q = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * k));
+        __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
+        __m256i vlo = _mm256_and_si256(q, m4), vhi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (qh) {
+            __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), one);
+            __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k + 1)), one);
+            vlo = _mm256_or_si256(vlo, _mm256_slli_epi16(h0, 4));
+            vhi = _mm256_or_si256(vhi, _mm256_slli_epi16(h1, 4));
+        }
         __m256 lo[4], hi[4];
-        i8x32_to_ps(_mm256_and_si256(q, m4), 0, lo);
-        i8x32_to_ps(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 0, hi);
+        i8x32_to_ps(vlo, 0, lo);
+        i8x32_to_ps(vhi, 0, hi);
         for (int c = 0; c < 4; c++) {
             _mm256_storeu_ps(y + 64 * k + 8 * c, _mm256_sub_ps(_mm256_mul_ps(d0, lo[c]), o0));
             _mm256_storeu_ps(y + 64 * k + 32 + 8 * c, _mm256_sub_ps(_mm256_mul_ps(d1, hi[c]), o1));
         }
     }
+}
+
+AVX2_FN static inline void deq_q4_k_avx2(const unsigned char *b, float *y)
+{
+    deq_q45_k_avx2(b, NULL, b + 16, y);
+}
+
+AVX2_FN static inline void deq_q5_k_avx2(const unsigned char *b, float *y)
+{
+    deq_q45_k_avx2(b, b + 16, b + 48, y);
 }
 
 /* deq_q6_k with intrinsics: 32 lanes of a half at once, bytes assembled as
@@ -580,35 +600,6 @@ AVX2_FN static inline void deq_q6_k_avx2(const unsigned char *b, float *y)
                 __m256 prod = _mm256_mul_ps(_mm256_set1_ps((float)sc[2 * g + c / 2]), v[c]);
                 _mm256_storeu_ps(y + 32 * g + 8 * c, _mm256_mul_ps(d, prod));
             }
-        }
-    }
-}
-
-/* deq_q5_k with intrinsics: deq_q4_k_avx2's products, the fifth bit of
- * value l of sub-block s taken from bit s of qh[l] (shifts within 16-bit
- * lanes keep each byte's own bits in its low bit). */
-AVX2_FN static inline void deq_q5_k_avx2(const unsigned char *b, float *y)
-{
-    float d = load_f16(b), dmin = load_f16(b + 2);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    __m256i hb = _mm256_loadu_si256((const __m256i *)(b + 16));
-    for (int k = 0; k < 4; k++) {
-        int s0, m0, s1, m1;
-        q4k_scale_min(b + 4, 2 * k, &s0, &m0);
-        q4k_scale_min(b + 4, 2 * k + 1, &s1, &m1);
-        __m256 d0 = _mm256_set1_ps(d * (float)s0), o0 = _mm256_set1_ps(dmin * (float)m0);
-        __m256 d1 = _mm256_set1_ps(d * (float)s1), o1 = _mm256_set1_ps(dmin * (float)m1);
-        __m256i q = _mm256_loadu_si256((const __m256i *)(b + 48 + 32 * k));
-        __m256i h0 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k)), one);
-        __m256i h1 = _mm256_and_si256(_mm256_srl_epi16(hb, _mm_cvtsi32_si128(2 * k + 1)), one);
-        __m256 lo[4], hi[4];
-        i8x32_to_ps(_mm256_or_si256(_mm256_and_si256(q, m4), _mm256_slli_epi16(h0, 4)), 0, lo);
-        i8x32_to_ps(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
-                                    _mm256_slli_epi16(h1, 4)),
-                    0, hi);
-        for (int c = 0; c < 4; c++) {
-            _mm256_storeu_ps(y + 64 * k + 8 * c, _mm256_sub_ps(_mm256_mul_ps(d0, lo[c]), o0));
-            _mm256_storeu_ps(y + 64 * k + 32 + 8 * c, _mm256_sub_ps(_mm256_mul_ps(d1, hi[c]), o1));
         }
     }
 }
