@@ -44,18 +44,14 @@ static lm_gguf *open_data(const char *name)
 }
 
 /* SHA-256 of a tensor's values as our kernels expand them, in hex. */
-static void our_hash(const lm_gguf_tensor *t, char hex[2 * DL_SHA256_DIGEST_LEN + 1])
+static void our_hash(const lm_gguf_tensor *t, char hex[DL_SHA256_HEX_LEN])
 {
     float *y = malloc((size_t)t->n_elements * sizeof *y);
     ck_assert_ptr_nonnull(y);
     lm_quant_dequant_rows(t->type, t->data, t->row_bytes, t->n_rows, t->ne[0], y, t->ne[0]);
-    dl_sha256_ctx c;
     uint8_t dg[DL_SHA256_DIGEST_LEN];
-    dl_sha256_init(&c);
-    dl_sha256_update(&c, y, (size_t)t->n_elements * sizeof *y);
-    dl_sha256_final(&c, dg);
-    for (int i = 0; i < DL_SHA256_DIGEST_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", dg[i]);
+    dl_sha256(y, (size_t)t->n_elements * sizeof *y, dg);
+    dl_sha256_hex(dg, hex);
     free(y);
 }
 
@@ -84,7 +80,7 @@ START_TEST(test_dequant_matches_ggml)
         ck_assert_msg(t != NULL, "%s: no tensor %s", file, name);
         ck_assert_uint_eq(t->type, type);
         ck_assert_int_eq(t->n_elements, n);
-        char hex[2 * DL_SHA256_DIGEST_LEN + 1];
+        char hex[DL_SHA256_HEX_LEN];
         our_hash(t, hex);
         ck_assert_msg(!strcmp(hex, sum), "%s %s (%s): our values differ from ggml's", file, name,
                       lm_quant_name(type));
@@ -177,12 +173,55 @@ START_TEST(test_models_run)
 }
 END_TEST
 
+/* The quantised files cut short anywhere (header, tensor infos, the data of
+ * a Q5_K / Q4_K / Q5_0 tensor, the last byte) are refused with a clear
+ * error, never read past their end. */
+START_TEST(test_truncated_refused)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "data/%s", files[_i]);
+    FILE *f = fopen(dl_test_src(rel), "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    rewind(f);
+    unsigned char *buf = malloc((size_t)size);
+    ck_assert_int_eq((long)fread(buf, 1, (size_t)size, f), size);
+    fclose(f);
+    dl_error err;
+    dl_error_clear(&err);
+    lm_gguf *g = lm_gguf_open_buffer(buf, (size_t)size, &err);
+    ck_assert_ptr_nonnull(g);
+    size_t cuts[16];
+    int nc = 0;
+    cuts[nc++] = 3;
+    cuts[nc++] = 24;
+    cuts[nc++] = lm_gguf_data_offset(g) - 1;
+    for (int64_t t = 0; t < lm_gguf_n_tensors(g) && nc < 14; t++) {
+        const lm_gguf_tensor *ti = lm_gguf_tensor_at(g, t);
+        if (ti->type != LM_QTYPE_F32) /* inside a quantised tensor's data */
+            cuts[nc++] = (size_t)ti->offset + ti->nbytes / 2;
+    }
+    cuts[nc++] = (size_t)size - 1;
+    lm_gguf_free(g);
+    for (int c = 0; c < nc; c++) {
+        dl_error_clear(&err);
+        g = lm_gguf_open_buffer(buf, cuts[c], &err);
+        ck_assert_msg(g == NULL, "%s cut at %zu bytes was accepted", files[_i], cuts[c]);
+        ck_assert_int_eq(err.code, DL_ERR_INPUT);
+        ck_assert(err.message[0] != '\0');
+    }
+    free(buf);
+}
+END_TEST
+
 static Suite *ggml_suite(void)
 {
     Suite *s = suite_create("lm_ggml");
     TCase *tc = tcase_create("ggml");
     tcase_add_loop_test(tc, test_dequant_matches_ggml, 0, 2);
     tcase_add_loop_test(tc, test_models_run, 0, N_FILES);
+    tcase_add_loop_test(tc, test_truncated_refused, 0, N_FILES);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;

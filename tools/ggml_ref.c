@@ -106,14 +106,10 @@ static int do_dequant(void *lib, const char *path)
             }
             fn(raw, y, n);
         }
-        dl_sha256_ctx c;
         uint8_t dg[DL_SHA256_DIGEST_LEN];
-        char hex[2 * DL_SHA256_DIGEST_LEN + 1];
-        dl_sha256_init(&c);
-        dl_sha256_update(&c, y, (size_t)n * sizeof *y);
-        dl_sha256_final(&c, dg);
-        for (int i = 0; i < DL_SHA256_DIGEST_LEN; i++)
-            snprintf(hex + 2 * i, 3, "%02x", dg[i]);
+        char hex[DL_SHA256_HEX_LEN];
+        dl_sha256(y, (size_t)n * sizeof *y, dg);
+        dl_sha256_hex(dg, hex);
         printf("%s %d %lld %s\n", g_name(g, t), type, (long long)n, hex);
         free(raw);
         free(y);
