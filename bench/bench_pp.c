@@ -1,7 +1,7 @@
 /* bench_pp.c: prompt processing as llama.cpp's benchmarks measure it, for
  * the side-by-side comparison of bench/vs_llamacpp.sh.
  *
- * Usage: bench_pp MODEL.gguf [threads [tokens [runs [batch [all|last]]]]]
+ * Usage: bench_pp MODEL.gguf [threads [tokens [runs [batch [all|last [exact|fast]]]]]]
  *   Scores `batch` sequences (default 1) of `tokens` (default 256)
  *   pseudo-random token ids (the generator of bench/vs_llamacpp.mjs, so both
  *   sides see the same ids) on the blas backend, `runs` times after one
@@ -29,15 +29,17 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_pp MODEL.gguf [threads [tokens [runs [batch [all|last]]]]]\n");
+        fprintf(stderr, "usage: bench_pp MODEL.gguf [threads [tokens [runs [batch [all|last "
+                        "[exact|fast]]]]]]\n");
         return 2;
     }
     int64_t threads = argc > 2 ? atoll(argv[2]) : 2, n = argc > 3 ? atoll(argv[3]) : 256;
     int64_t runs = argc > 4 ? atoll(argv[4]) : 10, batch = argc > 5 ? atoll(argv[5]) : 1;
     const char *mode = argc > 6 ? argv[6] : "all";
-    int last = !strcmp(mode, "last");
+    const char *arith = argc > 7 ? argv[7] : "exact";
+    int last = !strcmp(mode, "last"), fast = !strcmp(arith, "fast");
     if (threads < 1 || n < 2 || runs < 1 || runs > 1000 || batch < 1 || batch > 256 ||
-        (!last && strcmp(mode, "all") != 0)) {
+        (!last && strcmp(mode, "all") != 0) || (!fast && strcmp(arith, "exact") != 0)) {
         fprintf(stderr, "bench_pp: bad arguments\n");
         return 2;
     }
@@ -52,6 +54,7 @@ int main(int argc, char **argv)
     p.backend = "blas";
     p.n_threads = threads;
     p.n_ctx = n;
+    p.q8_act = fast;
     lm_ctx *ctx = NULL;
     if (lm_ctx_new(m, &p, &ctx, &err) != DL_OK) {
         fprintf(stderr, "bench_pp: %s\n", err.message);
@@ -79,7 +82,7 @@ int main(int argc, char **argv)
     }
     qsort(tps, (size_t)runs, sizeof *tps, cmp_double);
     printf("delift%-4s %-26s pp%lld x %lld threads %lld: best %6.0f tok/s, median %6.0f tok/s "
-           "(%lld runs)\n", last ? "-1" : "", argv[1], (long long)n, (long long)batch,
+           "(%lld runs)\n", last ? (fast ? "-1F" : "-1") : (fast ? "-F" : ""), argv[1], (long long)n, (long long)batch,
            (long long)threads, tps[runs - 1], tps[runs / 2], (long long)runs);
     free(tps);
     free(seqs);

@@ -19,7 +19,9 @@
 # computes the logits of its last position; bench_pp scores the same ids,
 # once computing every position's next-token log-probability (what DELIFT
 # needs: the output layer at all positions, about a fifth more arithmetic on
-# delift-mini) and once the last position's only (llama.cpp's work).
+# delift-mini) and once the last position's only (llama.cpp's work).  On the
+# Q8_0 file both are also run in the fast mode (`--fast`: 8-bit activations,
+# integer products, as llama.cpp computes on that type).
 set -eu
 rounds=${1:-3}
 threads=${2:-2}
@@ -58,6 +60,10 @@ while [ "$r" -le "$rounds" ]; do
     for m in $models; do
         ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 all | tee -a "$log"
         ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 last | tee -a "$log"
+        case $m in *q8_0.gguf)
+            ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 all fast | tee -a "$log"
+            ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 last fast | tee -a "$log" ;;
+        esac
         node "$dir/vs_llamacpp.mjs" "$threads" "$tokens" 5 "$m" | tee -a "$log"
     done
     r=$((r + 1))
@@ -74,5 +80,9 @@ for m in $models; do
         END { ds = median("delift"); ls = median("llama.cpp"); d1 = median("delift-1");
               printf "%-24s llama.cpp best %6.0f median %6.0f | delift all positions best %6.0f median %6.0f (x%.2f, x%.2f) | last only best %6.0f median %6.0f (x%.2f, x%.2f)\n",
                      m, b["llama.cpp"], ls, b["delift"], ds, b["delift"] / b["llama.cpp"], ds / ls,
-                     b["delift-1"], d1, b["delift-1"] / b["llama.cpp"], d1 / ls }'
+                     b["delift-1"], d1, b["delift-1"] / b["llama.cpp"], d1 / ls
+              if (n["delift-F"]) { df = median("delift-F"); d1f = median("delift-1F");
+                  printf "%-24s fast mode: all positions best %6.0f median %6.0f (x%.2f, x%.2f) | last only best %6.0f median %6.0f (x%.2f, x%.2f)\n",
+                         m, b["delift-F"], df, b["delift-F"] / b["llama.cpp"], df / ls,
+                         b["delift-1F"], d1f, b["delift-1F"] / b["llama.cpp"], d1f / ls } }'
 done

@@ -52,6 +52,7 @@ static const opt_def opt_defs[] = {
     {"truncate_quantum", OPT_QUANTUM, offsetof(ds_params, ut.trunc_quantum)},
     {"threads", OPT_THREADS, offsetof(ds_params, threads)},
     {"backend", OPT_STRING, offsetof(ds_params, backend)},
+    {"fast", OPT_BOOL, offsetof(ds_params, fast)},
     {"template_noicl", OPT_STRING, offsetof(ds_params, ut.tpl_noicl)},
     {"template_icl", OPT_STRING, offsetof(ds_params, ut.tpl_icl)},
 };
@@ -150,7 +151,7 @@ dl_status srv_select_params_from_spec(const json_t *spec, ds_params *p, dl_error
         if (!def)
             return opt_bad(err, name,
                            "unknown option (expected optimizer, eta, nu, lambda, epsilon, seed, "
-                           "stop_at_zero, bos, truncate_quantum, threads, backend, "
+                           "stop_at_zero, bos, truncate_quantum, threads, backend, fast, "
                            "template_noicl, template_icl)");
         if ((st = opt_apply(def, v, p, err)) != DL_OK)
             return st;

@@ -39,6 +39,7 @@ static void score_usage(FILE *out)
             "  --bos              prepend the BOS token (DELIFT's default is none)\n"
             "  --backend B        compute backend: blas (default) or ref\n"
             "  --threads N        threads (default: all online CPUs)\n"
+            "  --fast             Q8_0 weights: 8-bit activations, integer products\n"
             "  --json             print one JSON object instead of text\n"
             "  -h, --help         this help\n"
             "\n"
@@ -52,7 +53,7 @@ static void score_usage(FILE *out)
 typedef struct score_opts {
     const char *model, *prompt, *target, *backend;
     int64_t threads;
-    int bos, json;
+    int bos, json, fast;
 } score_opts;
 
 /* Returns -1 to go on, else an exit code. */
@@ -68,6 +69,8 @@ static int score_parse(int argc, char **argv, score_opts *o)
             o->bos = 1;
         } else if (!strcmp(a, "--json")) {
             o->json = 1;
+        } else if (!strcmp(a, "--fast")) {
+            o->fast = 1;
         } else if (!strcmp(a, "--model") || !strcmp(a, "--prompt") || !strcmp(a, "--target") ||
                    !strcmp(a, "--backend") || !strcmp(a, "--threads")) {
             if (!has_val)
@@ -199,6 +202,7 @@ int cli_model_score_main(int argc, char **argv)
         lm_ctx_params p = lm_ctx_params_default();
         p.backend = o.backend;
         p.n_threads = o.threads;
+        p.q8_act = o.fast;
         p.max_batch_tokens = ids.n;
         st = lm_ctx_new(m, &p, &ctx, &err);
     }

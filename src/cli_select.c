@@ -82,6 +82,9 @@ static void select_usage(FILE *out, int is_score)
             "  --fields MAP         record fields (see `delift records inspect --help`)\n"
             "  --skip-invalid       skip malformed records instead of failing\n"
             "  --backend B          blas (default) or ref\n"
+            "  --fast               Q8_0 models: multiply 8-bit activations in integers,\n"
+            "                       as llama.cpp does (faster; scores differ slightly\n"
+            "                       from the exact float path; recorded in the manifest)\n"
             "  --threads N          threads (default: all online CPUs)\n"
             "  --cache PATH         score cache and checkpoint (default: `delift cache path`);\n"
             "                       a killed run started again resumes from it\n"
@@ -232,6 +235,8 @@ static int parse_args(sel_args *a, int argc, char **argv)
                 a->p.ut.add_bos = 1;
             else if (!strcmp(s, "--stop-at-zero"))
                 a->p.stop_at_zero = 1;
+            else if (!strcmp(s, "--fast"))
+                a->p.fast = 1;
             else if (!strcmp(s, "--skip-invalid"))
                 a->p.rec_opts.skip_invalid = 1;
             else if (!strcmp(s, "--no-cache"))

@@ -77,6 +77,7 @@ typedef struct ds_params {
     /* engine */
     const char *backend;   /* NULL: default */
     int64_t threads;       /* 0: all online CPUs */
+    int fast;              /* 1: the engine's fast mode (lm_ctx_params.q8_act) */
     const char *cache_path;/* NULL: no cache (no resume) */
     /* outputs (NULL: not written) */
     const char *out_subset;   /* the selected records as they were, in greedy order */

@@ -15,11 +15,13 @@ dl_status ds_hash_file(const char *path, uint8_t out[32], dl_error *err);
 /* Loads the model at path (a missing or malformed file is bad input that
  * names it), reads its tokenizer (a model without one is DL_ERR_INPUT),
  * hashes the file, and makes an engine context (backend and threads as
- * given, NULL/0 for the defaults; batches as long as the model's context).
+ * given, NULL/0 for the defaults; fast: lm_ctx_params.q8_act; batches as
+ * long as the model's context).
  * On failure whatever was made is left in *model, *tok, *ctx for the
  * caller's usual cleanup (lm_*_free, all NULL-safe). */
-dl_status ds_engine_open(const char *path, const char *backend, int64_t threads, lm_model **model,
-                         lm_tok **tok, lm_ctx **ctx, uint8_t hash[32], dl_error *err);
+dl_status ds_engine_open(const char *path, const char *backend, int64_t threads, int fast,
+                         lm_model **model, lm_tok **tok, lm_ctx **ctx, uint8_t hash[32],
+                         dl_error *err);
 
 /* Sorts v[0..n) ascending. */
 void ds_sort_i64(int64_t *v, int64_t n);

@@ -165,7 +165,7 @@ static dl_status load_model(ds_state *st, dl_error *err)
 {
     const ds_params *p = st->p;
     progress(st, "model", 0, 1);
-    dl_status s = ds_engine_open(p->model_path, p->backend, p->threads, &st->model, &st->tok,
+    dl_status s = ds_engine_open(p->model_path, p->backend, p->threads, p->fast, &st->model, &st->tok,
                                  &st->ctx, st->model_hash, err);
     if (!s && p->cache_path)
         s = ut_cache_open(p->cache_path, &st->cache, err);
@@ -576,7 +576,7 @@ static dl_status write_manifest(ds_state *st, dl_error *err)
         "{s:s,s:s,s:s,s:o,"
         "s:{s:s,s:s,s:s,s:I,s:I,s:I},"
         "s:{s:s,s:s,s:s,s:I,s:f,s:s,s:s,s:f,s:f,s:f,s:f,s:I,s:b,s:{s:s,s:s},s:b},"
-        "s:{s:s,s:I,s:s*,s:s}}",
+        "s:{s:s,s:b,s:I,s:s*,s:s}}",
         "tool", "delift", "version", PACKAGE_VERSION, "created", when, "inputs", inputs,
         "model", "path", shown_path(st, p->model_path), "sha256", mh, "arch",
         lm_arch_name(st->model->hp.arch), "n_params", (json_int_t)st->model->n_params, "n_ctx",
@@ -589,8 +589,8 @@ static dl_status write_manifest(ds_state *st, dl_error *err)
         (json_int_t)p->seed, "stop_at_zero", p->stop_at_zero != 0, "templates", "noicl",
         p->ut.tpl_noicl ? p->ut.tpl_noicl : UT_TPL_NOICL_DEFAULT, "icl",
         p->ut.tpl_icl ? p->ut.tpl_icl : UT_TPL_ICL_DEFAULT, "add_bos", p->ut.add_bos != 0,
-        "engine", "backend", lm_ctx_backend_name(st->ctx), "threads",
-        (json_int_t)lm_ctx_n_lanes(st->ctx), "cache",
+        "engine", "backend", lm_ctx_backend_name(st->ctx), "fast", lm_ctx_q8_act(st->ctx) != 0,
+        "threads", (json_int_t)lm_ctx_n_lanes(st->ctx), "cache",
         p->cache_path ? shown_path(st, p->cache_path) : NULL, "cache_scope",
         ut_scorer_scope_hex(st->scorer));
     if (!m)

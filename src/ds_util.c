@@ -92,8 +92,9 @@ dl_status ds_hash_file(const char *path, uint8_t out[32], dl_error *err)
     return DL_OK;
 }
 
-dl_status ds_engine_open(const char *path, const char *backend, int64_t threads, lm_model **model,
-                         lm_tok **tok, lm_ctx **ctx, uint8_t hash[32], dl_error *err)
+dl_status ds_engine_open(const char *path, const char *backend, int64_t threads, int fast,
+                         lm_model **model, lm_tok **tok, lm_ctx **ctx, uint8_t hash[32],
+                         dl_error *err)
 {
     /* load first: a missing or malformed model is bad input (exit 2), not I/O */
     dl_status s = lm_model_load(path, model, err);
@@ -107,6 +108,7 @@ dl_status ds_engine_open(const char *path, const char *backend, int64_t threads,
         lm_ctx_params cp = lm_ctx_params_default();
         cp.backend = backend;
         cp.n_threads = threads;
+        cp.q8_act = fast;
         cp.max_batch_tokens = (*model)->hp.n_ctx_train > 2048 ? (*model)->hp.n_ctx_train : 2048;
         s = lm_ctx_new(*model, &cp, ctx, err);
     }

@@ -63,6 +63,10 @@ typedef struct lm_backend_params {
     int64_t max_rows;   /* most activation rows of one forward (all segments) */
     int64_t max_ctx;    /* most positions one sequence reaches, prefix included */
     int64_t max_logit_rows; /* most rows handed to one output matmul */
+    int q8_act;         /* 1: the fast mode (lm_ctx_params.q8_act); only backends
+                           with ops->q8_act are given it */
+    void *shared;       /* what ops->shared_new made for this context, or NULL;
+                           borrowed: outlives every instance */
 } lm_backend_params;
 
 /* Arguments of causal attention over segments, with an optional shared past
@@ -88,6 +92,9 @@ typedef struct lm_backend_ops {
     const char *name;
     int exact_segments;    /* see "Segments" above */
     int concurrent_lanes;  /* see "Lanes" above */
+    int q8_act;            /* 1: offers the fast mode: matmuls of Q8_0 weights
+                              multiply activations quantised to 8 bits per
+                              32-block, in integers (see lm_score.h) */
 
     /* ---- lifecycle ---- */
     /* New instance for model m (borrowed: outlives the instance). */
@@ -135,6 +142,13 @@ typedef struct lm_backend_ops {
      * alone (the engine calls it with 1 again before the other lanes run).
      * Results must be the same bits whatever n; returns the threads used. */
     int (*set_threads)(lm_backend *be, int n);
+    /* State every instance of one context shares (read-only while ops run),
+     * made once before the first create and freed after the last destroy:
+     * the blas backend's repacked weights in fast mode.  *out may be NULL
+     * (nothing to share).  Errors: DL_ERR_NOMEM. */
+    dl_status (*shared_new)(const lm_model *m, const lm_backend_params *p, void **out,
+                            dl_error *err);
+    void (*shared_free)(void *shared); /* NULL is a no-op */
 } lm_backend_ops;
 
 /* Every instance starts with the ops it belongs to. */

@@ -32,6 +32,14 @@
  * row maximum and SwiGLU kernels also exist as AVX2 + FMA instances (target
  * attribute, so the file builds for baseline x86-64), picked per instance at
  * creation by __builtin_cpu_supports or forced by lm_backend_blas_set_isa.
+ *
+ * Fast mode (lm_backend_params.q8_act): every Q8_0 matrix is repacked once
+ * per context (shared_new, lm_q8mm.h) and its products quantise the input
+ * rows to 8 bits (lm_q8mm_act_quantize, into the lane's scratch) and
+ * multiply in integers.  An output element there depends on its own row and
+ * weight row only, so no row chunking is needed for exactness; the team
+ * shares out (256-column block, 128-row chunk) pieces after quantising the
+ * rows in shares.  Other weight types keep the float path.
  */
 #include "config.h"
 
@@ -43,6 +51,7 @@
 #include <string.h>
 
 #include "lm_backend.h"
+#include "lm_q8mm.h"
 #include "lm_quant.h"
 #include "lm_team.h"
 
@@ -73,7 +82,16 @@ typedef struct blas_backend {
     lm_team *team;   /* NULL until first lent more than one thread */
     int active;      /* members the ops use now: 1 or lm_team_size(team) */
     float *m_panel[LM_BLAS_TEAM_MAX], *m_scores[LM_BLAS_TEAM_MAX]; /* [0]: panel, scores */
+    /* Fast mode: the context's packs (borrowed) and the quantised rows. */
+    const struct blas_shared *shared; /* NULL: not in the fast mode */
+    unsigned char *qact;              /* [max rows, lm_q8mm_act_row_bytes(max cols)] */
 } blas_backend;
+
+/* What the lanes of one context share: the fast mode's repacked weights. */
+typedef struct blas_shared {
+    int32_t n;                /* the model's n_weights */
+    lm_q8mm_weights **pack;   /* [n], owned: the pack of each Q8_0 matrix, else NULL */
+} blas_shared;
 
 /* Process-wide kernel choice (lm_backend_blas_set_isa), read at creation. */
 static _Atomic int blas_isa_wanted = LM_QUANT_ISA_AUTO;
@@ -108,6 +126,53 @@ static int64_t max_cols_of(const lm_hparams *hp)
     return hp->n_ff > c ? hp->n_ff : c;
 }
 
+static void blas_destroy(lm_backend *b);
+
+static void blas_shared_free(void *arg)
+{
+    blas_shared *sh = arg;
+    if (!sh)
+        return;
+    for (int32_t i = 0; sh->pack && i < sh->n; i++)
+        lm_q8mm_weights_free(sh->pack[i]);
+    free(sh->pack);
+    free(sh);
+}
+
+/* Fast mode: repacks every Q8_0 matrix of m (NULL state otherwise). */
+static dl_status blas_shared_new(const lm_model *m, const lm_backend_params *p, void **out,
+                                 dl_error *err)
+{
+    *out = NULL;
+    if (!p->q8_act)
+        return DL_OK;
+    if (lm_q8mm_isa_best() == LM_Q8MM_ISA_GENERIC)
+        return dl_error_set(err, DL_ERR_USAGE,
+                            "the fast mode needs a CPU with AVX2 and FMA: this one has only the "
+                            "portable integer kernel, which is slower than the exact path");
+    blas_shared *sh = calloc(1, sizeof *sh);
+    if (sh)
+        sh->pack = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof *sh->pack);
+    if (!sh || !sh->pack) {
+        free(sh);
+        return dl_error_set(err, DL_ERR_NOMEM, "out of memory repacking the weights");
+    }
+    sh->n = m->n_weights;
+    dl_status st = DL_OK;
+    for (int32_t i = 0; st == DL_OK && i < m->n_weights; i++) {
+        const lm_weight *w = &m->weights[i];
+        if (w->type == LM_QTYPE_Q8_0 && w->n_rows > 1)
+            st = lm_q8mm_weights_new(w->data, w->row_bytes, w->n_rows, w->n_cols, &sh->pack[i],
+                                     err);
+    }
+    if (st != DL_OK) {
+        blas_shared_free(sh);
+        return st;
+    }
+    *out = sh;
+    return DL_OK;
+}
+
 static dl_status blas_create(const lm_model *m, const lm_backend_params *p, lm_backend **out,
                              dl_error *err)
 {
@@ -137,6 +202,15 @@ static dl_status blas_create(const lm_model *m, const lm_backend_params *p, lm_b
     be->avx2 = blas_isa_resolve((lm_quant_isa)atomic_load(&blas_isa_wanted)) == LM_QUANT_ISA_AVX2;
     be->m_panel[0] = be->panel;
     be->m_scores[0] = be->scores;
+    if (p->q8_act && p->shared) {
+        int64_t rows = p->max_rows > p->max_logit_rows ? p->max_rows : p->max_logit_rows;
+        be->shared = p->shared;
+        be->qact = malloc((size_t)rows * lm_q8mm_act_row_bytes(max_cols_of(&m->hp)));
+        if (!be->qact) {
+            blas_destroy(&be->base);
+            return dl_error_set(err, DL_ERR_NOMEM, "out of memory creating the blas backend");
+        }
+    }
     *out = &be->base;
     return DL_OK;
 }
@@ -151,6 +225,7 @@ static void blas_destroy(lm_backend *b)
         free(be->m_panel[i]);
         free(be->m_scores[i]);
     }
+    free(be->qact);
     free(be);
 }
 
@@ -513,13 +588,55 @@ static void blas_run(blas_backend *be, int64_t rows, lm_team_fn fn, void *arg)
         fn(arg, 0, 1);
 }
 
+/* Fast mode: phase 0 quantises the rows in equal shares, phase 1 computes
+ * the (column block, row chunk) pieces, numbered column block first. */
+typedef struct q8_job {
+    const float *x;
+    int64_t ldx, n;
+    const lm_q8mm_weights *pack;
+    int64_t K, N;
+    unsigned char *qact;
+    float *y;
+    int phase;
+} q8_job;
+
+static void q8_part(void *arg, int tid, int nt)
+{
+    const q8_job *j = arg;
+    size_t rb = lm_q8mm_act_row_bytes(j->K);
+    if (j->phase == 0) {
+        int64_t r0 = j->n * tid / nt, r1 = j->n * (tid + 1) / nt;
+        if (r1 > r0)
+            lm_q8mm_act_quantize(j->x + r0 * j->ldx, j->ldx, r1 - r0, j->K, j->qact + (size_t)r0 * rb);
+        return;
+    }
+    int64_t piece = 0;
+    for (int64_t c0 = 0; c0 < j->N; c0 += LM_BLAS_PANEL_ROWS) {
+        int64_t c1 = j->N - c0 < LM_BLAS_PANEL_ROWS ? j->N : c0 + LM_BLAS_PANEL_ROWS;
+        for (int64_t r0 = 0; r0 < j->n; r0 += LM_BLAS_ROW_CHUNK) {
+            if (piece++ % nt != tid)
+                continue;
+            int64_t m = j->n - r0 < LM_BLAS_ROW_CHUNK ? j->n - r0 : LM_BLAS_ROW_CHUNK;
+            lm_q8mm_gemm(j->pack, j->qact + (size_t)r0 * rb, m, c0, c1, j->y + r0 * j->N, j->N);
+        }
+    }
+}
+
 static void blas_matmul(lm_backend *b, const float *x, int64_t ldx, const int64_t *seg,
                         int64_t n_seg, const lm_weight *w, const lm_weight *bias, float *y)
 {
     blas_backend *be = (blas_backend *)b;
     int64_t N = w->n_rows;
-    matmul_job job = {be, x, ldx, seg, n_seg, w, y};
-    blas_run(be, seg[n_seg], matmul_part, &job);
+    const lm_q8mm_weights *pack = be->shared ? be->shared->pack[w->slot] : NULL;
+    if (pack) {
+        q8_job q = {x, ldx, seg[n_seg], pack, w->n_cols, N, be->qact, y, 0};
+        blas_run(be, q.n, q8_part, &q);
+        q.phase = 1;
+        blas_run(be, q.n, q8_part, &q);
+    } else {
+        matmul_job job = {be, x, ldx, seg, n_seg, w, y};
+        blas_run(be, seg[n_seg], matmul_part, &job);
+    }
     if (bias) {
         const float *bv = bias->data;
         for (int64_t i = 0; i < seg[n_seg]; i++)
@@ -767,6 +884,7 @@ const lm_backend_ops lm_backend_blas_ops = {
     .name = "blas",
     .exact_segments = 1,
     .concurrent_lanes = 1,
+    .q8_act = 1,
     .create = blas_create,
     .destroy = blas_destroy,
     .sync = blas_sync,
@@ -785,4 +903,6 @@ const lm_backend_ops lm_backend_blas_ops = {
     .logprob = blas_logprob,
     .row_sum = blas_row_sum,
     .set_threads = blas_set_threads,
+    .shared_new = blas_shared_new,
+    .shared_free = blas_shared_free,
 };

@@ -60,6 +60,8 @@ struct lm_ctx {
     int64_t max_rows;
     int64_t max_logit_rows;
     int64_t n_ctx;
+    int q8_act;     /* the fast mode (lm_ctx_params.q8_act) */
+    void *shared;   /* ops->shared_new's state for every lane, or NULL */
     lm_lane *lanes;
 };
 
@@ -155,7 +157,8 @@ static void rope_table(const lm_model *m, int64_t n_ctx, float *cs)
 static dl_status lane_init(lm_ctx *ctx, lm_lane *ln, const float *cs_host, dl_error *err)
 {
     const lm_hparams *hp = &ctx->model->hp;
-    lm_backend_params bp = {ctx->max_rows, ctx->n_ctx, ctx->max_logit_rows};
+    lm_backend_params bp = {ctx->max_rows, ctx->n_ctx, ctx->max_logit_rows, ctx->q8_act,
+                            ctx->shared};
     dl_status st = ctx->ops->create(ctx->model, &bp, &ln->be, err);
     if (st != DL_OK)
         return st;
@@ -229,6 +232,10 @@ static dl_status ctx_check_params(const lm_model *m, const lm_ctx_params *p, lm_
                             (long long)p->n_ctx, (long long)p->max_batch_tokens);
     int64_t g = LM_LOGIT_BLOCK_FLOATS / m->hp.n_vocab;
     ctx->max_logit_rows = g < 1 ? 1 : g > 256 ? 256 : g;
+    if (p->q8_act && !ctx->ops->q8_act)
+        return dl_error_set(err, DL_ERR_USAGE, "the %s backend has no fast mode (8-bit activations)",
+                            ctx->ops->name);
+    ctx->q8_act = p->q8_act != 0;
     return DL_OK;
 }
 
@@ -253,6 +260,10 @@ dl_status lm_ctx_new(const lm_model *m, const lm_ctx_params *p, lm_ctx **out, dl
         else
             rope_table(m, ctx->n_ctx, cs);
     }
+    if (st == DL_OK && ctx->ops->shared_new) {
+        lm_backend_params bp = {ctx->max_rows, ctx->n_ctx, ctx->max_logit_rows, ctx->q8_act, NULL};
+        st = ctx->ops->shared_new(m, &bp, &ctx->shared, err);
+    }
     for (int64_t l = 0; st == DL_OK && l < ctx->n_lanes; l++)
         st = lane_init(ctx, &ctx->lanes[l], cs, err);
     free(cs);
@@ -271,12 +282,15 @@ void lm_ctx_free(lm_ctx *ctx)
     for (int64_t l = 0; ctx->lanes && l < ctx->n_lanes; l++)
         lane_free(&ctx->lanes[l]);
     free(ctx->lanes);
+    if (ctx->ops && ctx->ops->shared_free)
+        ctx->ops->shared_free(ctx->shared);
     free(ctx);
 }
 
 const lm_model *lm_ctx_model(const lm_ctx *ctx) { return ctx->model; }
 const char *lm_ctx_backend_name(const lm_ctx *ctx) { return ctx->ops->name; }
 int64_t lm_ctx_n_lanes(const lm_ctx *ctx) { return ctx->n_lanes; }
+int lm_ctx_q8_act(const lm_ctx *ctx) { return ctx->q8_act; }
 int64_t lm_ctx_n_ctx(const lm_ctx *ctx) { return ctx->n_ctx; }
 int64_t lm_ctx_max_batch_tokens(const lm_ctx *ctx) { return ctx->max_rows; }
 

@@ -12,6 +12,11 @@ tests_check_lm_model_SOURCES = tests/check_lm_model.c tests/dl_test.h tests/gguf
 tests_check_lm_model_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_lm_model_LDADD = $(TEST_LIBS)
 TESTS += tests/check_lm_model
+check_PROGRAMS += tests/check_lm_fast
+tests_check_lm_fast_SOURCES = tests/check_lm_fast.c tests/dl_test.h
+tests_check_lm_fast_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_lm_fast_LDADD = $(TEST_LIBS)
+TESTS += tests/check_lm_fast
 endif
 TESTS += tests/model_score.sh
 EXTRA_DIST += tests/model_score.sh

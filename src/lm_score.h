@@ -51,7 +51,16 @@ typedef struct lm_ctx_params {
     int64_t max_batch_tokens;  /* rows of one forward pass of one lane; 0: 2048 */
     int64_t n_ctx;             /* longest sequence, prefix included; 0: the model's
                                   context_length */
+    int q8_act;                /* 1: the fast mode (backends with it: blas) */
 } lm_ctx_params;
+
+/* The fast mode (q8_act).  Matrix products with Q8_0 weights quantise their
+ * input rows to 8 bits per 32-value block (d = max|x| / 127, q = round(x / d))
+ * and multiply in integers, as llama.cpp does: about 1.x faster on Q8_0
+ * files (docs/engine.md), but the results differ from the exact float path by
+ * the activations' rounding (log-probabilities by ~1e-2 nats on delift-mini).
+ * Other weight types keep the float path.  Results still do not depend on
+ * the batch, the thread count or the lane.  Off by default. */
 
 /* One sequence to score: tokens[target_start .. target_end) are scored.
  * Without a prefix target_start >= 1 (token 0 has no predecessor); with a
@@ -80,6 +89,7 @@ void lm_ctx_free(lm_ctx *ctx);
 const lm_model *lm_ctx_model(const lm_ctx *ctx);          /* borrowed */
 const char *lm_ctx_backend_name(const lm_ctx *ctx);       /* borrowed static */
 int64_t lm_ctx_n_lanes(const lm_ctx *ctx);
+int lm_ctx_q8_act(const lm_ctx *ctx);                      /* 1 in the fast mode */
 int64_t lm_ctx_n_ctx(const lm_ctx *ctx);
 int64_t lm_ctx_max_batch_tokens(const lm_ctx *ctx);
 

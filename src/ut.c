@@ -242,9 +242,10 @@ dl_status ut_scorer_new(lm_ctx *ctx, const lm_tok *tok, const ut_config *cfg,
     dl_sha256_ctx h;
     dl_sha256_init(&h);
     char meta[256];
-    int mn = snprintf(meta, sizeof meta, "%s|bos=%d|n_ctx=%lld|tq=%lld|backend=%s",
+    /* the fast mode's scores differ: their own scope (exact scopes unchanged) */
+    int mn = snprintf(meta, sizeof meta, "%s|bos=%d|n_ctx=%lld|tq=%lld|backend=%s%s",
                       UT_ENGINE_VERSION, s->add_bos, (long long)s->n_ctx, (long long)s->tq,
-                      lm_ctx_backend_name(ctx));
+                      lm_ctx_backend_name(ctx), lm_ctx_q8_act(ctx) ? "|act=q8" : "");
     dl_sha256_update(&h, meta, (size_t)mn + 1);
     dl_sha256_update(&h, model_hash, 32);
     dl_sha256_update(&h, s->tpl_noicl, strlen(s->tpl_noicl) + 1);

@@ -94,7 +94,7 @@ START_TEST(test_params_every_option)
         "\"pool\":\"p\",\"target\":\"t\",\"existing\":null,\"pairs\":\"knn:16\","
         "\"options\":{\"optimizer\":\"stochastic\",\"eta\":2,\"nu\":0.5,\"lambda\":0.75,"
         "\"epsilon\":0.125,\"seed\":42,\"stop_at_zero\":true,\"bos\":true,\"threads\":3,"
-        "\"truncate_quantum\":8,"
+        "\"truncate_quantum\":8,\"fast\":true,"
         "\"backend\":\"ref\",\"template_noicl\":\"Q: {p_i}\\n\","
         "\"template_icl\":\"E: {p_j} {r_j}\\nQ: {p_i}\\n\"}}");
     ds_params p;
@@ -114,6 +114,7 @@ START_TEST(test_params_every_option)
     ck_assert_int_eq(p.threads, 3);
     ck_assert_int_eq(p.ut.trunc_quantum, 8);
     ck_assert_str_eq(p.backend, "ref");
+    ck_assert_int_eq(p.fast, 1);
     ck_assert_str_eq(p.ut.tpl_noicl, "Q: {p_i}\n");
     ck_assert_str_eq(p.ut.tpl_icl, "E: {p_j} {r_j}\nQ: {p_i}\n");
     /* paths, hooks and outputs are the caller's */
@@ -145,6 +146,7 @@ START_TEST(test_params_defaults)
     ck_assert_int_eq(p.stop_at_zero, ref.stop_at_zero);
     ck_assert_int_eq(p.ut.add_bos, ref.ut.add_bos);
     ck_assert_int_eq(p.threads, ref.threads);
+    ck_assert_int_eq(p.fast, 0);
     ck_assert_int_eq(p.ut.trunc_quantum, 0); /* the default */
     ck_assert_ptr_null(p.ut.tpl_icl);
     json_decref(spec);
@@ -181,6 +183,7 @@ static const bad_case bad_cases[] = {
     {SPEC_OPT("\"truncate_quantum\":\"32\""), "options.truncate_quantum"},
     {SPEC_OPT("\"bos\":1"), "options.bos"},
     {SPEC_OPT("\"stop_at_zero\":\"yes\""), "options.stop_at_zero"},
+    {SPEC_OPT("\"fast\":1"), "options.fast"},
     {SPEC_OPT("\"optimizer\":3"), "options.optimizer"},
     {SPEC_OPT("\"backend\":false"), "options.backend"},
     {SPEC_OPT("\"template_icl\":true"), "options.template_icl"},

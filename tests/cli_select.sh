@@ -206,6 +206,22 @@ EOF2
 expect 0 "" "progress json" -- sel --progress json --budget 2 "$P" -o "$tmp/o/pj.jsonl"
 grep -q '"phase":"pairs"' "$tmp/err" && ok || bad "no JSON progress lines"
 
+# ---- the fast mode: recorded, its own cache scope, refused by ref ----
+expect 0 "selected 2 of 8" "fast mode" -- sel --fast --budget 2 "$P" -o "$tmp/o/fast.jsonl"
+expect 0 "selected 2 of 8" "fast mode again" -- sel --fast --budget 2 "$P" -o "$tmp/o/fast2.jsonl"
+python3 - "$tmp/o" <<'EOF3' && ok || bad "fast mode manifest, scope or cache"
+import json, sys
+d = sys.argv[1]
+f = json.load(open(d + '/fast.manifest.json'))
+f2 = json.load(open(d + '/fast2.manifest.json'))
+e = json.load(open(d + '/sub.manifest.json'))
+assert f['engine']['fast'] is True and e['engine']['fast'] is False
+assert f['engine']['cache_scope'] != e['engine']['cache_scope']   # never mixed with exact scores
+assert f['stats']['pairs_scored'] == 72 and f2['stats']['pairs_scored'] == 0   # cached in its own scope
+EOF3
+expect 1 "no fast mode" "fast on the ref backend" -- sel --fast --backend ref --budget 2 "$P" -o "$tmp/o/x.jsonl"
+absent "$tmp/o/x.jsonl" "refused fast run"
+
 # ---- kill -9 and resume: byte-identical to an uninterrupted run ----
 head -16 "$sample" >"$tmp/p16.jsonl"
 "$bin" select --model "$model" --no-cache --threads 1 --budget 5 "$tmp/p16.jsonl" -o "$tmp/ref.jsonl" 2>/dev/null || bad "reference run"

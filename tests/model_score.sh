@@ -52,6 +52,13 @@ has "final EOS scored" '	2	-[0-9.]+	</s>$'
 has "distance line" '^distance	0\.[0-9]+$'
 check 0 "score json, ref backend" "$bin" model score --model "$mini" --prompt "Hello" --target " world" --json --backend ref
 has "json fields" '"target_start": ?[0-9]+.*"distance"'
+q8="$shared/models/delift-mini-q8_0.gguf"
+if [ -r "$q8" ]; then
+    check 0 "score --fast" "$bin" model score --model "$q8" --prompt "Hello" --target " world" --fast
+    has "fast per-token line" '^[0-9]+	[0-9]+	-[0-9.]+	'
+    check 1 "score --fast on ref" "$bin" model score --model "$q8" --prompt a --target b --fast --backend ref
+    has "names the fast mode" 'no fast mode'
+fi
 check 0 "generate stories" "$bin" generate --model "$stories" --prompt "" -n 64
 has "the README's story" '^Once upon a time, there was a little girl named Lily\. She loved to play outside in the park\.'
 check 0 "generate ids" "$bin" generate --model "$stories" --prompt "" -n 3 --ids --backend ref
