@@ -251,6 +251,9 @@ typedef struct sel_result {
                        * which equals the from-scratch value bit for bit) */
     sel_stop_reason stop;
     int64_t evaluations; /* gain evaluations done (a cost statistic) */
+    int64_t gathered;    /* graph cut, non-symmetric kernel: elements S[x][a] read
+                          * for the pending sums sum_{a in A} S[x][a] (a cost
+                          * statistic; 0 on a symmetric kernel) */
 } sel_result;
 
 void sel_result_init(sel_result *r);  /* empty result, safe to free */

@@ -485,11 +485,21 @@ double sel_fn_gain_update(sel_fn *f, int64_t j)
     if (f->colpick && f->gc_mode != SEL_GC_PENDING)
         return gain_gc_family(f, j, colpick_now(f, j));
     if (f->colpick) {
+        f->gathered += f->count - f->colpick_n[j];
         f->colpick[j] = colpick_now(f, j);
         f->colpick_n[j] = f->count;
         return gain_gc_family(f, j, f->colpick[j]);
     }
     return sel_fn_gain(f, j);
+}
+
+void sel_fn_gain_prefetch(const sel_fn *f, int64_t j)
+{
+    if (!f->colpick || f->gc_mode != SEL_GC_PENDING || f->p.kernel->kind != SEL_KERNEL_DENSE)
+        return;
+    const float *row = f->p.kernel->data + j * f->p.kernel->stride;
+    for (int64_t t = f->colpick_n[j]; t < f->count; t++)
+        __builtin_prefetch(row + f->picks[t]);
 }
 
 /* ---- adding ------------------------------------------------------------------ */
@@ -526,6 +536,7 @@ static void add_memo(sel_fn *f, int64_t j)
 static void colpick_flush(sel_fn *f)
 {
     for (int64_t x = 0; x < f->n; x++) {
+        f->gathered += f->count - f->colpick_n[x];
         f->colpick[x] = colpick_now(f, x);
         f->colpick_n[x] = f->count;
     }

@@ -50,6 +50,13 @@
  * two barrier waits cost more than the row (10,000 doubles: a few us). */
 #define GC_POOL_ADD_MIN_N 65536
 
+/* The row-major passes ask for each row this many floats (1 KB) ahead of
+ * the loads: eight rows are read side by side, each crossing a 4 KB page
+ * every 1,024 floats, where the hardware prefetcher stops.  Halved the
+ * plain pass (0.048-0.063 s to 0.023-0.036 s at n = 10,000); 128 and 384
+ * ahead measured alike or slower, 512-1,024 slower. */
+#define GC_ROW_AHEAD 256
+
 /* ---- adding rows to column sums -----------------------------------------------
  *
  * out[j] += row_0[j]; out[j] += row_1[j]; ... for nr rows stride apart,
@@ -89,6 +96,8 @@ __attribute__((target("avx2"))) static int rows_add_avx2(double *out, const floa
             __m256d lo = _mm256_loadu_pd(out + j), hi = _mm256_loadu_pd(out + j + 4);
             for (int64_t r = r0; r < r1; r++) {
                 __m256 v = _mm256_loadu_ps(rows + r * stride + j);
+                if (j + GC_ROW_AHEAD < w)
+                    __builtin_prefetch(rows + r * stride + j + GC_ROW_AHEAD);
                 ok = _mm256_and_ps(ok, _mm256_cmp_ps(_mm256_and_ps(v, absmask), big,
                                                      _CMP_LE_OQ));
                 lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
@@ -119,6 +128,8 @@ rows_add_avx512(double *out, const float *rows, int64_t stride, int64_t nr, int6
             __m512d lo = _mm512_loadu_pd(out + j), hi = _mm512_loadu_pd(out + j + 8);
             for (int64_t r = r0; r < r1; r++) {
                 __m512 v = _mm512_loadu_ps(rows + r * stride + j);
+                if (j + GC_ROW_AHEAD < w)
+                    __builtin_prefetch(rows + r * stride + j + GC_ROW_AHEAD);
                 /* |v| <= FLT_MAX is false for NaN and Inf */
                 ok &= _mm512_cmp_ps_mask(_mm512_abs_ps(v), big, _CMP_LE_OQ);
                 lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));

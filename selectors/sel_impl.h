@@ -67,6 +67,9 @@ struct sel_fn {
     int64_t *colpick_n; /* (n) how many picks colpick[j] includes */
     int64_t colpick_all; /* every colpick[j] includes at least this many */
     sel_gc_mode gc_mode; /* gc/gccg: how colpick is kept (see above) */
+    int64_t gathered;    /* gc/gccg: terms folded into colpick by the optimisers
+                          * (sel_fn_gain_update, the CSR flush); a cost
+                          * statistic, reported as result.gathered */
     double *diag;     /* (n) gc/gccg: (double)(lambda * S[j][j]), a float product */
     double *psum;     /* (n) gccg: (float)(nu * sum_p P[j][p]), as the reference */
     float *qbest;     /* (n) flqmi: eta * max(FLT_MIN, max_q Q[j][q]) */
@@ -115,6 +118,11 @@ dl_status sel_fn_create(const sel_problem *p, int incremental, int threads,
  * graph cut it also folds pending picks into colpick[j].  Same bits as
  * sel_fn_gain. */
 double sel_fn_gain_update(sel_fn *f, int64_t j);
+
+/* Asks the memory for what sel_fn_gain_update(f, j) will read that may be
+ * far: graph cut on a dense non-symmetric kernel, row j's elements at the
+ * picks colpick[j] still lacks; nothing otherwise.  Changes no state. */
+void sel_fn_gain_prefetch(const sel_fn *f, int64_t j);
 
 /* FL family, optimisers only: the reference's (column-sum) gain of j as it
  * was after the first `steps` picks (steps <= |A|): the memo of then, undone

@@ -365,11 +365,16 @@ static dl_status run_lazy(run *r, dl_error *err)
             heap_pop(&h);
             continue; /* the cost budget only shrinks: it never fits again */
         }
-        double g = gain_of(r, top.idx), s = score(r, top.idx, g);
         /* The top once x is popped: the larger child.  The reference reads
          * it even when the heap would be empty (its budget < n rule avoids
          * that); an empty heap accepts. */
         int64_t next = heap_next(&h);
+        /* Graph cut: `next` is the item popped after x whatever happens to x
+         * (a rejected x sinks below it), so its gathers are asked for now
+         * and overlap x's (docs/selectors.md, "Measured, 08:30"). */
+        if (next >= 0 && !r->f->gain)
+            sel_fn_gain_prefetch(r->f, h.a[next].idx);
+        double g = gain_of(r, top.idx), s = score(r, top.idx, g);
         int accept = next < 0 || s >= h.a[next].key;
         if (!accept && !(r->f->gain && close_call(s, h.a[next].key))) {
             /* the usual rejection: x goes back with its fresh key.  Replacing
@@ -638,8 +643,10 @@ dl_status sel_maximize(const sel_problem *p, const sel_options *o,
         st = run_stochastic(&r, 1, err);
         break;
     }
-    if (st == DL_OK)
+    if (st == DL_OK) {
         out->value = sel_fn_value_memo(f);
+        out->gathered = f->gathered;
+    }
     sel_fn_free(f);
     if (st != DL_OK)
         sel_result_free(out);

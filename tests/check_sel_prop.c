@@ -691,6 +691,50 @@ START_TEST(test_gc_direct_sums)
 }
 END_TEST
 
+/* result.gathered counts the S[x][a] read for the pending sums: naive greedy
+ * evaluates every remaining item at every step, so from the second step on
+ * each folds in exactly the one pick made since: sum_{t=1}^{b-1} (n - t).
+ * A symmetric kernel never gathers (colpick is rowpick); a lazy run gathers
+ * no more than naive does. */
+START_TEST(test_gc_gathered_count)
+{
+    const int64_t n = 300, budget = 25;
+    g_state = 0x5eed6a7;
+    for (int variant = 0; variant < 2; variant++) {
+        float *s = gc_kernel(n, variant); /* 0 symmetric, 1 random */
+        sel_kernel k;
+        sel_kernel_dense(&k, s, n, n, n);
+        sel_problem p;
+        sel_problem_init(&p);
+        p.fn = SEL_FN_GC;
+        p.kernel = &k;
+        p.lambda = 0.4;
+        sel_options o;
+        sel_options_init(&o);
+        o.budget = budget;
+        o.optimizer = SEL_OPT_NAIVE;
+        sel_result naive, lazy;
+        solve(&p, &o, &naive);
+        o.optimizer = SEL_OPT_LAZY;
+        solve(&p, &o, &lazy);
+        int64_t want = 0;
+        for (int64_t t = 1; t < budget; t++)
+            want += n - t;
+        if (variant == 0) {
+            ck_assert_int_eq(naive.gathered, 0);
+            ck_assert_int_eq(lazy.gathered, 0);
+        } else {
+            ck_assert_int_eq(naive.gathered, want);
+            ck_assert_int_gt(lazy.gathered, 0);
+            ck_assert_int_le(lazy.gathered, want);
+        }
+        sel_result_free(&naive);
+        sel_result_free(&lazy);
+        free(s);
+    }
+}
+END_TEST
+
 /* A NaN or Inf in a graph-cut kernel is reported at its first place in
  * row-major order whether or not the kernel is symmetric (the one-read
  * symmetric pass stops there and the plain pass names it), with one or two
@@ -988,6 +1032,7 @@ static Suite *prop_suite(void)
     tcase_add_test(tc, test_cancel);
     tcase_add_test(tc, test_gc_direct_sums);
     tcase_add_test(tc, test_gc_nonfinite_first);
+    tcase_add_test(tc, test_gc_gathered_count);
     tcase_add_test(tc, test_memo_log_gain_at_step);
     tcase_add_test(tc, test_isa_instances_agree);
     tcase_add_test(tc, test_isa_nonfinite_same_place);
