@@ -46,20 +46,6 @@ static void syn_fill(float *x, int64_t n, float center, float half, uint64_t *st
     }
 }
 
-static void syn_q8_0_row(const float *x, int64_t n, unsigned char *dst)
-{
-    for (int64_t b = 0; b < n / 32; b++, x += 32, dst += 34) {
-        float amax = 0;
-        for (int j = 0; j < 32; j++)
-            amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        uint16_t h = lm_quant_f32_to_f16(d);
-        memcpy(dst, &h, 2);
-        for (int j = 0; j < 32; j++)
-            dst[2 + j] = (unsigned char)(int8_t)lrintf(x[j] * id);
-    }
-}
-
 /* Encodes one row of n values as `type` into dst (lm_quant_row_size bytes). */
 static void syn_encode_row(uint32_t type, const float *x, int64_t n, unsigned char *dst)
 {
@@ -71,7 +57,7 @@ static void syn_encode_row(uint32_t type, const float *x, int64_t n, unsigned ch
             memcpy(dst + 2 * i, &h, 2);
         }
     } else {
-        syn_q8_0_row(x, n, dst);
+        lm_quant_quantize_row_q8_0(x, dst, n);
     }
 }
 

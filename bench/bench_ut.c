@@ -14,6 +14,9 @@
  *  3b. The same pairs shared but with the truncation quantum 1 (exact cuts,
  *     so truncated pairs share nothing): the time ratio default / quantum 1,
  *     what the default quantum buys.
+ *  3c. The shared run again in the fast mode (lm_ctx_params.q8_act: 8-bit
+ *     weights and activations): pairs/s, the time ratio fast / exact, and
+ *     the largest |d fast - d exact| (d is in [0, 1]).
  *  4. Projections from the measured pairs/s to the issue's two goals: a
  *     dense 200-record GSM8K pool (40,200 sequences) <= 15 minutes, and
  *     knn:16 over 2,000 records (34,000 sequences) <= 20 minutes.  They are
@@ -183,6 +186,23 @@ int main(int argc, char **argv)
            "evaluated %lld vs %lld\n", UT_TRUNC_QUANTUM_DEFAULT, sh.seconds / q1.seconds,
            UT_TRUNC_QUANTUM_DEFAULT, (long long)(sh.st.tokens_prefix + sh.st.tokens_scored),
            (long long)(q1.st.tokens_prefix + q1.st.tokens_scored));
+    lm_ctx *fctx = NULL;
+    cp.q8_act = 1;
+    if (lm_ctx_new(m, &cp, &fctx, &err)) {
+        printf("  fast mode       : not measured (%s)\n", err.message);
+    } else {
+        run_out fa;
+        if (run_once(fctx, tok, set, 1, 0, d0, &fa))
+            return 1;
+        double dmax = 0;
+        for (int64_t k = 0; k < n_d; k++)
+            if (isfinite(d1[k]) || isfinite(d0[k]))
+                dmax = fmax(dmax, fabs(d1[k] - d0[k]));
+        printf("  fast mode       : %7.2f s  %7.1f pairs/s  %8.0f tokens/s  time ratio %.3f "
+               "(fast / exact, shared); max |d fast - d exact| %.2g\n",
+               fa.seconds, fa.pairs_per_s, fa.tokens_per_s, fa.seconds / sh.seconds, dmax);
+        lm_ctx_free(fctx);
+    }
     double dense200 = 40200.0 / sh.pairs_per_s, knn2000 = (2000.0 * 16 + 2000) / sh.pairs_per_s;
     printf("projection at this pair rate: dense 200-record pool %.1f min (goal <= 15: %s); "
            "knn:16 on 2,000 records %.1f min + embeddings (goal <= 20: %s)\n",

@@ -19,9 +19,9 @@
 # computes the logits of its last position; bench_pp scores the same ids,
 # once computing every position's next-token log-probability (what DELIFT
 # needs: the output layer at all positions, about a fifth more arithmetic on
-# delift-mini) and once the last position's only (llama.cpp's work).  On the
-# Q8_0 file both are also run in the fast mode (`--fast`: 8-bit activations,
-# integer products, as llama.cpp computes on that type).
+# delift-mini) and once the last position's only (llama.cpp's work); both
+# also in the fast mode (`--fast`: 8-bit weights and activations, integer
+# products, as llama.cpp computes on Q8_0).
 set -eu
 rounds=${1:-3}
 threads=${2:-2}
@@ -60,10 +60,8 @@ while [ "$r" -le "$rounds" ]; do
     for m in $models; do
         ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 all | tee -a "$log"
         ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 last | tee -a "$log"
-        case $m in *q8_0.gguf)
-            ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 all fast | tee -a "$log"
-            ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 last fast | tee -a "$log" ;;
-        esac
+        ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 all fast | tee -a "$log"
+        ./bench/bench_pp "$m" "$threads" "$tokens" 5 1 last fast | tee -a "$log"
         node "$dir/vs_llamacpp.mjs" "$threads" "$tokens" 5 "$m" | tee -a "$log"
     done
     r=$((r + 1))

@@ -33,13 +33,12 @@
  * attribute, so the file builds for baseline x86-64), picked per instance at
  * creation by __builtin_cpu_supports or forced by lm_backend_blas_set_isa.
  *
- * Fast mode (lm_backend_params.q8_act): every Q8_0 matrix is repacked once
- * per context (shared_new, lm_q8mm.h) and its products quantise the input
- * rows to 8 bits (lm_q8mm_act_quantize, into the lane's scratch) and
- * multiply in integers.  An output element there depends on its own row and
- * weight row only, so no row chunking is needed for exactness; the team
- * shares out (256-column block, 128-row chunk) pieces after quantising the
- * rows in shares.  Other weight types keep the float path.
+ * Fast mode (lm_backend_params.q8_act): every matrix is repacked once per
+ * context (shared_new, lm_q8mm.h; types other than Q8_0 are first encoded
+ * as Q8_0) and its products quantise the input rows to 8 bits
+ * (lm_q8mm_act_quantize, into the lane's scratch) and multiply in integers.  An output element there depends on its own row and
+ * weight row only, so no row chunking is needed for exactness; each team
+ * member quantises and multiplies an equal share of the rows.  Other weight types keep the float path.
  */
 #include "config.h"
 
@@ -139,7 +138,35 @@ static void blas_shared_free(void *arg)
     free(sh);
 }
 
-/* Fast mode: repacks every Q8_0 matrix of m (NULL state otherwise). */
+/* The pack of a matrix of another type than Q8_0: its rows dequantised and
+ * encoded as Q8_0 (lm_quant_quantize_row_q8_0), LM_BLAS_PANEL_ROWS rows at
+ * a time through a float panel, then repacked. */
+static dl_status pack_converted(const lm_weight *w, lm_q8mm_weights **out, dl_error *err)
+{
+    size_t qrow = lm_quant_row_size(LM_QTYPE_Q8_0, w->n_cols);
+    unsigned char *q8 = malloc(qrow * (size_t)w->n_rows);
+    float *panel = malloc(sizeof(float) * (size_t)(LM_BLAS_PANEL_ROWS * w->n_cols));
+    dl_status st = DL_OK;
+    if (!q8 || !panel) {
+        st = dl_error_set(err, DL_ERR_NOMEM, "out of memory converting %s to 8 bits", w->name);
+    } else {
+        for (int64_t r0 = 0; r0 < w->n_rows; r0 += LM_BLAS_PANEL_ROWS) {
+            int64_t nr = w->n_rows - r0 < LM_BLAS_PANEL_ROWS ? w->n_rows - r0 : LM_BLAS_PANEL_ROWS;
+            lm_quant_dequant_rows(w->type, (const unsigned char *)w->data + (size_t)r0 * w->row_bytes,
+                                  w->row_bytes, nr, w->n_cols, panel, w->n_cols);
+            for (int64_t r = 0; r < nr; r++)
+                lm_quant_quantize_row_q8_0(panel + r * w->n_cols, q8 + (size_t)(r0 + r) * qrow,
+                                           w->n_cols);
+        }
+        st = lm_q8mm_weights_new(q8, qrow, w->n_rows, w->n_cols, out, err);
+    }
+    free(q8);
+    free(panel);
+    return st;
+}
+
+/* Fast mode: packs every matrix of m for the integer products: Q8_0 as it
+ * is, other types converted to Q8_0 first (NULL state outside fast mode). */
 static dl_status blas_shared_new(const lm_model *m, const lm_backend_params *p, void **out,
                                  dl_error *err)
 {
@@ -159,11 +186,20 @@ static dl_status blas_shared_new(const lm_model *m, const lm_backend_params *p, 
     }
     sh->n = m->n_weights;
     dl_status st = DL_OK;
-    for (int32_t i = 0; st == DL_OK && i < m->n_weights; i++) {
-        const lm_weight *w = &m->weights[i];
-        if (w->type == LM_QTYPE_Q8_0 && w->n_rows > 1)
-            st = lm_q8mm_weights_new(w->data, w->row_bytes, w->n_rows, w->n_cols, &sh->pack[i],
-                                     err);
+    /* the matmul operands: the layers' matrices and the output layer (not
+     * an untied token embedding, which is only looked up) */
+    int64_t n_mat = 7 * m->hp.n_layer + 1;
+    for (int64_t i = 0; st == DL_OK && i < n_mat; i++) {
+        const lm_layer *l = &m->layers[i / 7 < m->hp.n_layer ? i / 7 : 0];
+        const lm_weight *const mats[7] = {l->wq, l->wk, l->wv, l->wo, l->w_gate, l->w_up, l->w_down};
+        const lm_weight *w = i == n_mat - 1 ? m->output : mats[i % 7];
+        if (w->n_rows <= 1 || w->n_cols % LM_QK_0 != 0 || sh->pack[w->slot])
+            continue; /* odd widths keep the float path; a tied matrix is packed once */
+        if (w->type == LM_QTYPE_Q8_0)
+            st = lm_q8mm_weights_new(w->data, w->row_bytes, w->n_rows, w->n_cols,
+                                     &sh->pack[w->slot], err);
+        else
+            st = pack_converted(w, &sh->pack[w->slot], err);
     }
     if (st != DL_OK) {
         blas_shared_free(sh);
@@ -588,8 +624,11 @@ static void blas_run(blas_backend *be, int64_t rows, lm_team_fn fn, void *arg)
         fn(arg, 0, 1);
 }
 
-/* Fast mode: phase 0 quantises the rows in equal shares, phase 1 computes
- * the (column block, row chunk) pieces, numbered column block first. */
+/* Fast mode: member tid of nt quantises rows [n tid / nt, n (tid + 1) / nt)
+ * and multiplies them by every weight row, in chunks of LM_BLAS_ROW_CHUNK
+ * rows: one team run, no barrier between the two steps, equal shares.  An
+ * output element depends on its own row only, so any split gives the same
+ * bits. */
 typedef struct q8_job {
     const float *x;
     int64_t ldx, n;
@@ -597,28 +636,18 @@ typedef struct q8_job {
     int64_t K, N;
     unsigned char *qact;
     float *y;
-    int phase;
 } q8_job;
 
 static void q8_part(void *arg, int tid, int nt)
 {
     const q8_job *j = arg;
     size_t rb = lm_q8mm_act_row_bytes(j->K);
-    if (j->phase == 0) {
-        int64_t r0 = j->n * tid / nt, r1 = j->n * (tid + 1) / nt;
-        if (r1 > r0)
-            lm_q8mm_act_quantize(j->x + r0 * j->ldx, j->ldx, r1 - r0, j->K, j->qact + (size_t)r0 * rb);
-        return;
-    }
-    int64_t piece = 0;
-    for (int64_t c0 = 0; c0 < j->N; c0 += LM_BLAS_PANEL_ROWS) {
-        int64_t c1 = j->N - c0 < LM_BLAS_PANEL_ROWS ? j->N : c0 + LM_BLAS_PANEL_ROWS;
-        for (int64_t r0 = 0; r0 < j->n; r0 += LM_BLAS_ROW_CHUNK) {
-            if (piece++ % nt != tid)
-                continue;
-            int64_t m = j->n - r0 < LM_BLAS_ROW_CHUNK ? j->n - r0 : LM_BLAS_ROW_CHUNK;
-            lm_q8mm_gemm(j->pack, j->qact + (size_t)r0 * rb, m, c0, c1, j->y + r0 * j->N, j->N);
-        }
+    int64_t r0 = j->n * tid / nt, r1 = j->n * (tid + 1) / nt;
+    for (int64_t c = r0; c < r1; c += LM_BLAS_ROW_CHUNK) {
+        int64_t m = r1 - c < LM_BLAS_ROW_CHUNK ? r1 - c : LM_BLAS_ROW_CHUNK;
+        unsigned char *act = j->qact + (size_t)c * rb;
+        lm_q8mm_act_quantize(j->x + c * j->ldx, j->ldx, m, j->K, act);
+        lm_q8mm_gemm(j->pack, act, m, 0, j->N, j->y + c * j->N, j->N);
     }
 }
 
@@ -629,9 +658,7 @@ static void blas_matmul(lm_backend *b, const float *x, int64_t ldx, const int64_
     int64_t N = w->n_rows;
     const lm_q8mm_weights *pack = be->shared ? be->shared->pack[w->slot] : NULL;
     if (pack) {
-        q8_job q = {x, ldx, seg[n_seg], pack, w->n_cols, N, be->qact, y, 0};
-        blas_run(be, q.n, q8_part, &q);
-        q.phase = 1;
+        q8_job q = {x, ldx, seg[n_seg], pack, w->n_cols, N, be->qact, y};
         blas_run(be, q.n, q8_part, &q);
     } else {
         matmul_job job = {be, x, ldx, seg, n_seg, w, y};

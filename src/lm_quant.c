@@ -13,6 +13,7 @@
 #include "lm_quant.h"
 
 #include <assert.h>
+#include <math.h>
 #include <string.h>
 
 /* No fused multiply-add contraction anywhere in this file: d * q + m must
@@ -861,4 +862,26 @@ void lm_quant_matvec_f32(uint32_t type, const void *w, size_t row_bytes, int64_t
     const kernels *k = get_kernels();
     for (int64_t r = 0; r < n_rows; r++)
         y[r] = k->dot(type, (const unsigned char *)w + (size_t)r * row_bytes, x, n);
+}
+
+void lm_quant_quantize_row_q8_0(const float *x, void *dst, int64_t n)
+{
+    unsigned char *o = dst;
+    assert(n >= 0 && n % LM_QK_0 == 0);
+    for (int64_t b = 0; b < n / LM_QK_0; b++, x += LM_QK_0, o += 34) {
+        float amax = 0.0f;
+        int finite = 1;
+        for (int j = 0; j < LM_QK_0; j++) {
+            finite &= isfinite(x[j]) != 0;
+            amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        }
+        float d = finite ? amax / 127.0f : NAN, id = finite && d > 0.0f ? 1.0f / d : 0.0f;
+        uint16_t h = lm_quant_f32_to_f16(d);
+        memcpy(o, &h, 2);
+        for (int j = 0; j < LM_QK_0; j++) {
+            float v = x[j] * id; /* |v| <= 127 up to rounding (id = +Inf: d is 0 in fp16) */
+            int q = finite && isfinite(v) ? (int)roundf(v) : 0;
+            o[2 + j] = (unsigned char)(int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+        }
+    }
 }

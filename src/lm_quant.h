@@ -121,6 +121,14 @@ float lm_quant_dot_f32(uint32_t type, const void *row, const float *x, int64_t n
 void lm_quant_matvec_f32(uint32_t type, const void *w, size_t row_bytes,
                          int64_t n_rows, const float *x, int64_t n, float *y);
 
+/* Encodes n values (a multiple of 32) as Q8_0 blocks into dst
+ * (lm_quant_row_size(LM_QTYPE_Q8_0, n) bytes), ggml's rule: per block,
+ * d = max|x| / 127 (stored as fp16), q = round-half-away(x / d) computed as
+ * x * (1 / d); an all-zero block has d = 0 and q = 0.  A block holding a NaN
+ * or an infinity gets d = NaN and q = 0, so products with it are NaN: a
+ * non-finite weight is never hidden. */
+void lm_quant_quantize_row_q8_0(const float *x, void *dst, int64_t n);
+
 /* ---- kernel instances ---------------------------------------------------- */
 
 /* The row kernels exist as portable C and, on x86-64 CPUs with AVX2, FMA and

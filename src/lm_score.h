@@ -51,16 +51,19 @@ typedef struct lm_ctx_params {
     int64_t max_batch_tokens;  /* rows of one forward pass of one lane; 0: 2048 */
     int64_t n_ctx;             /* longest sequence, prefix included; 0: the model's
                                   context_length */
-    int q8_act;                /* 1: the fast mode (backends with it: blas) */
+    int q8_act;                /* 1: the fast mode, below (backends with it: blas) */
 } lm_ctx_params;
 
-/* The fast mode (q8_act).  Matrix products with Q8_0 weights quantise their
- * input rows to 8 bits per 32-value block (d = max|x| / 127, q = round(x / d))
- * and multiply in integers, as llama.cpp does: about 1.x faster on Q8_0
- * files (docs/engine.md), but the results differ from the exact float path by
- * the activations' rounding (log-probabilities by ~1e-2 nats on delift-mini).
- * Other weight types keep the float path.  Results still do not depend on
- * the batch, the thread count or the lane.  Off by default. */
+/* The fast mode (q8_act).  Every matrix product quantises its input rows to
+ * 8 bits per 32-value block (d = max|x| / 127, q = round(x / d)) and
+ * multiplies them with 8-bit weights in integers (lm_q8mm.h), as llama.cpp
+ * does on Q8_0 files.  Q8_0 weights are used as they are; other types are
+ * encoded as Q8_0 once, when the context is made (a second copy of the
+ * matrices, about 1.2x the Q8_0 size).  About 3x faster on delift-mini
+ * (docs/engine.md); the log-probabilities differ from the exact path's by
+ * ~0.005 nats on average (0.09 at most on the goldens).  Results still do
+ * not depend on the batch, the thread count, the lane or the CPU's
+ * instruction set.  Needs AVX2 and FMA (else DL_ERR_USAGE); off by default. */
 
 /* One sequence to score: tokens[target_start .. target_end) are scored.
  * Without a prefix target_start >= 1 (token 0 has no predecessor); with a

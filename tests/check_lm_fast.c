@@ -24,6 +24,7 @@
 #include "dl_test.h"
 #include "lm_model.h"
 #include "lm_q8mm.h"
+#include "lm_quant.h"
 #include "lm_score.h"
 #include "lm_tok.h"
 
@@ -31,7 +32,8 @@
  * of its block's largest magnitude.  Through six layers and the 4096-way
  * softmax this gives, measured on the golden sequences, a mean |delta log p|
  * of 0.0049 nats and a largest one of 0.070 (the prefix continuation:
- * 0.0063 and 0.047).  Every CPU instance of lm_q8mm gives the same bits, so
+ * 0.0063 and 0.047; F16 and F32, whose weights are rounded to 8 bits as
+ * well: 0.0063 and 0.086).  Every CPU instance of lm_q8mm gives the same bits, so
  * the bounds only need room for other compilers' float code: about 3x.  They
  * still catch an error of 1 % in every product (measured: mean 0.018, max
  * 0.34), the size of a wrong scale (1/128 for 1/127). */
@@ -141,33 +143,15 @@ START_TEST(test_fast_refused_by_ref)
 }
 END_TEST
 
-/* A model without Q8_0 matrices runs the float path: the same bits. */
-START_TEST(test_fast_f32_model_unchanged)
+/* The fast mode against a float64 golden of the same file: log-probabilities
+ * and clear greedy tokens; the exact path on the same data as a control
+ * (<= 1e-4).  Returns the mean |delta|. */
+static double check_fast_golden(const char *model_rel, const char *golden_rel, double tol_mean,
+                                double tol_max)
 {
-    lm_model *m = load_model("models/delift-mini-f32.gguf");
+    lm_model *m = load_model(model_rel);
     golden_set g;
-    golden_load(&g, "models/golden/delift-mini/logits.json");
-    float *a = malloc(sizeof(float) * (size_t)g.n_lp), *b = malloc(sizeof(float) * (size_t)g.n_lp);
-    lm_ctx *exact = new_ctx(m, 2, 0), *fast = new_ctx(m, 2, 1);
-    score_range(exact, &g, 0, g.n, a);
-    score_range(fast, &g, 0, g.n, b);
-    ck_assert(memcmp(a, b, sizeof(float) * (size_t)g.n_lp) == 0);
-    lm_ctx_free(exact);
-    lm_ctx_free(fast);
-    free(a);
-    free(b);
-    golden_free(&g);
-    lm_model_free(m);
-}
-END_TEST
-
-/* Fast Q8_0 against the float64 golden: log-probabilities and clear greedy
- * tokens; the exact path on the same data as a control (<= 1e-4). */
-START_TEST(test_fast_golden_q8)
-{
-    lm_model *m = load_model("models/delift-mini-q8_0.gguf");
-    golden_set g;
-    golden_load(&g, "models/golden/delift-mini/logits_q8_0.json");
+    golden_load(&g, golden_rel);
     float *lp = malloc(sizeof(float) * (size_t)g.n_lp), *ex = malloc(sizeof(float) * (size_t)g.n_lp);
     lm_ctx *fast = new_ctx(m, 2, 1), *exact = new_ctx(m, 2, 0);
     score_range(fast, &g, 0, g.n, lp);
@@ -207,10 +191,10 @@ START_TEST(test_fast_golden_q8)
         }
     }
     double mean = sum / (double)g.n_lp;
-    fprintf(stderr, "fast vs golden Q8_0: %lld log-probs, mean |d| %.5f, max %.5f, %lld greedy\n",
-            (long long)g.n_lp, mean, mx, (long long)greedy_checked);
-    ck_assert_msg(mean <= FAST_TOL_MEAN, "mean |d| %.5f > %.3f", mean, FAST_TOL_MEAN);
-    ck_assert_msg(mx <= FAST_TOL_MAX, "max |d| %.5f > %.3f", mx, FAST_TOL_MAX);
+    fprintf(stderr, "fast vs golden, %s: %lld log-probs, mean |d| %.5f, max %.5f, %lld greedy\n",
+            model_rel, (long long)g.n_lp, mean, mx, (long long)greedy_checked);
+    ck_assert_msg(mean <= tol_mean, "mean |d| %.5f > %.3f", mean, tol_mean);
+    ck_assert_msg(mx <= tol_max, "max |d| %.5f > %.3f", mx, tol_max);
     /* the mode is really on: most values differ from the exact path's */
     ck_assert_msg(differ > 0.9 * (double)g.n_lp, "only %.0f of %lld differ", differ,
                   (long long)g.n_lp);
@@ -222,6 +206,101 @@ START_TEST(test_fast_golden_q8)
     lm_ctx_free(exact);
     golden_free(&g);
     lm_model_free(m);
+    return mean;
+}
+
+START_TEST(test_fast_golden_q8)
+{
+    check_fast_golden("models/delift-mini-q8_0.gguf", "models/golden/delift-mini/logits_q8_0.json",
+                      FAST_TOL_MEAN, FAST_TOL_MAX);
+}
+END_TEST
+
+/* F16 and F32 files: the weights are rounded to 8 bits too (once, when the
+ * context is made), which adds an error of the same kind: the same bounds
+ * (see FAST_TOL_MEAN) against their own goldens. */
+START_TEST(test_fast_golden_f16_f32)
+{
+    check_fast_golden("models/delift-mini-f16.gguf", "models/golden/delift-mini/logits_f16.json",
+                      FAST_TOL_MEAN, FAST_TOL_MAX);
+    check_fast_golden("models/delift-mini-f32.gguf", "models/golden/delift-mini/logits.json",
+                      FAST_TOL_MEAN, FAST_TOL_MAX);
+}
+END_TEST
+
+/* The K-quant files of data/ (written by llama.cpp; Q4_K, Q5_K, Q6_K, Q5_0,
+ * Q5_1, Q8_0 matrices), whose every matrix is encoded as Q8_0 for the fast
+ * mode: fast against exact on the same file, within the golden bounds (their
+ * own error against F32 is ten times larger: check_lm_ggml). */
+START_TEST(test_fast_kquants)
+{
+    static const char *const files[] = {"data/delift-mini-q4_k_m.gguf",
+                                        "data/delift-mini-q5_k_m.gguf"};
+    golden_set g;
+    golden_load(&g, "models/golden/delift-mini/logits.json");
+    float *a = malloc(sizeof(float) * (size_t)g.n_lp), *b = malloc(sizeof(float) * (size_t)g.n_lp);
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        lm_model *m = NULL;
+        dl_error err;
+        dl_error_clear(&err);
+        ck_assert_msg(lm_model_load(dl_test_src(files[f]), &m, &err) == DL_OK, "%s", err.message);
+        lm_ctx *exact = new_ctx(m, 2, 0), *fast = new_ctx(m, 2, 1);
+        score_range(exact, &g, 0, g.n, a);
+        score_range(fast, &g, 0, g.n, b);
+        double sum = 0, mx = 0;
+        for (int64_t i = 0; i < g.n_lp; i++) {
+            double d = fabs((double)a[i] - (double)b[i]);
+            sum += d;
+            mx = d > mx ? d : mx;
+        }
+        fprintf(stderr, "fast vs exact, %s: mean |d| %.5f, max %.5f\n", files[f],
+                sum / (double)g.n_lp, mx);
+        ck_assert(sum > 0); /* the mode is on */
+        ck_assert_msg(sum / (double)g.n_lp <= FAST_TOL_MEAN, "mean %.5f", sum / (double)g.n_lp);
+        ck_assert_msg(mx <= FAST_TOL_MAX, "max %.5f", mx);
+        lm_ctx_free(exact);
+        lm_ctx_free(fast);
+        lm_model_free(m);
+    }
+    free(a);
+    free(b);
+    golden_free(&g);
+}
+END_TEST
+
+/* The Q8_0 encoder that the fast mode applies to other types
+ * (lm_quant_quantize_row_q8_0) against an independent one: the converter
+ * that wrote ../shared's delift-mini-q8_0.gguf from the F32 file.  Every
+ * block of every matrix must come out byte for byte the same. */
+START_TEST(test_q8_0_encoder_matches_file)
+{
+    lm_model *f32 = load_model("models/delift-mini-f32.gguf");
+    lm_model *q8 = load_model("models/delift-mini-q8_0.gguf");
+    int64_t blocks = 0, differ = 0;
+    for (int32_t i = 0; i < q8->n_weights; i++) {
+        const lm_weight *w = &q8->weights[i], *src = NULL;
+        if (w->type != LM_QTYPE_Q8_0)
+            continue;
+        for (int32_t k = 0; k < f32->n_weights && !src; k++)
+            if (!strcmp(f32->weights[k].name, w->name))
+                src = &f32->weights[k];
+        ck_assert_msg(src && src->type == LM_QTYPE_F32 && src->n_cols == w->n_cols &&
+                          src->n_rows == w->n_rows, "%s", w->name);
+        unsigned char *row = malloc(w->row_bytes);
+        for (int64_t r = 0; r < w->n_rows; r++) {
+            lm_quant_quantize_row_q8_0((const float *)src->data + r * src->n_cols, row, w->n_cols);
+            const unsigned char *want = (const unsigned char *)w->data + (size_t)r * w->row_bytes;
+            for (int64_t b = 0; b < w->n_cols / 32; b++, blocks++)
+                differ += memcmp(row + 34 * b, want + 34 * b, 34) != 0;
+        }
+        free(row);
+    }
+    fprintf(stderr, "Q8_0 encoder: %lld blocks, %lld differ from the file\n", (long long)blocks,
+            (long long)differ);
+    ck_assert_int_gt(blocks, 100000);
+    ck_assert_int_eq(differ, 0);
+    lm_model_free(f32);
+    lm_model_free(q8);
 }
 END_TEST
 
@@ -348,8 +427,10 @@ static Suite *lm_fast_suite(void)
     TCase *tc = tcase_create("fast");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_fast_refused_by_ref);
-    tcase_add_test(tc, test_fast_f32_model_unchanged);
     tcase_add_test(tc, test_fast_golden_q8);
+    tcase_add_test(tc, test_fast_golden_f16_f32);
+    tcase_add_test(tc, test_fast_kquants);
+    tcase_add_test(tc, test_q8_0_encoder_matches_file);
     tcase_add_test(tc, test_fast_batch_threads_identical);
     tcase_add_test(tc, test_fast_prefix);
     tcase_add_test(tc, test_fast_instances_agree);

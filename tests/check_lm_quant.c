@@ -556,6 +556,52 @@ START_TEST(test_instances_agree)
 }
 END_TEST
 
+/* lm_quant_quantize_row_q8_0 on special blocks: half-way values round away
+ * from zero, an all-zero block is zeros, a NaN or an infinity makes the
+ * block's scale NaN and its values 0 (never a silent finite block). */
+START_TEST(test_q8_0_encoder_special)
+{
+    float x[4 * 32];
+    for (int i = 0; i < 32; i++) {
+        x[i] = i == 0 ? 127.0f : (i % 2 ? 2.5f : -2.5f); /* d = 1 exactly */
+        x[32 + i] = 0.0f;
+        x[64 + i] = (float)i;
+        x[96 + i] = (float)i;
+    }
+    x[64 + 7] = NAN;
+    x[96 + 9] = -INFINITY;
+    unsigned char q[4 * 34];
+    lm_quant_quantize_row_q8_0(x, q, 4 * 32);
+    uint16_t h[4];
+    for (int b = 0; b < 4; b++)
+        memcpy(&h[b], q + 34 * b, 2);
+    ck_assert(lm_quant_f16_to_f32(h[0]) == 1.0f && h[1] == 0);
+    ck_assert(isnan(lm_quant_f16_to_f32(h[2])) && isnan(lm_quant_f16_to_f32(h[3])));
+    for (int i = 0; i < 32; i++) {
+        int8_t v = (int8_t)q[2 + i];
+        ck_assert_int_eq(v, i == 0 ? 127 : (i % 2 ? 3 : -3));
+        ck_assert_int_eq(q[34 + 2 + i], 0);
+        ck_assert_int_eq(q[68 + 2 + i], 0);
+        ck_assert_int_eq(q[102 + 2 + i], 0);
+    }
+    /* and a random row decodes back within half a step of each block */
+    float y[256], back[256];
+    for (int i = 0; i < 256; i++)
+        y[i] = (float)sin(i * 0.37) * (float)(1 + i / 32);
+    unsigned char r[8 * 34];
+    lm_quant_quantize_row_q8_0(y, r, 256);
+    lm_quant_dequant_row(LM_QTYPE_Q8_0, r, back, 256);
+    for (int b = 0; b < 8; b++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++)
+            amax = fmaxf(amax, fabsf(y[32 * b + i]));
+        for (int i = 0; i < 32; i++) /* half a step, plus the fp16 scale's rounding */
+            ck_assert_float_le(fabsf(back[32 * b + i] - y[32 * b + i]),
+                               amax / 254.0f * 1.01f + amax * 1e-3f);
+    }
+}
+END_TEST
+
 static Suite *quant_suite(void)
 {
     Suite *s = suite_create("lm_quant");
@@ -573,6 +619,7 @@ static Suite *quant_suite(void)
     tcase_add_loop_test(tb, test_q6_k_block, 0, 2);
     tcase_add_loop_test(tb, test_q4_1_q5_blocks, 0, 6);
     tcase_add_loop_test(tb, test_q5_k_block, 0, 2);
+    tcase_add_test(tb, test_q8_0_encoder_special);
     int nk = (int)(sizeof kernel_types / sizeof kernel_types[0]);
     tcase_add_loop_test(tb, test_dot_matches_dequant, 0, 2 * nk);
     tcase_add_loop_test(tb, test_rows_and_matvec, 0, 2 * nk);
