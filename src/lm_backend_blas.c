@@ -50,6 +50,7 @@
 #include <string.h>
 
 #include "lm_backend.h"
+#include "lm_gguf.h"
 #include "lm_q8mm.h"
 #include "lm_quant.h"
 #include "lm_team.h"
@@ -200,6 +201,10 @@ static dl_status blas_shared_new(const lm_model *m, const lm_backend_params *p, 
                                      &sh->pack[w->slot], err);
         else
             st = pack_converted(w, &sh->pack[w->slot], err);
+        /* the pack is what the products read now: the file's pages of w can
+         * leave memory (an embedding lookup reads them back a row at a time) */
+        if (st == DL_OK)
+            lm_gguf_release(m->gguf, w->data, (size_t)w->n_rows * w->row_bytes);
     }
     if (st != DL_OK) {
         blas_shared_free(sh);

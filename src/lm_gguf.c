@@ -707,6 +707,18 @@ lm_gguf *lm_gguf_open(const char *path, dl_error *err)
     return g;
 }
 
+void lm_gguf_release(const lm_gguf *g, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    if (!g || !g->mapped || !p || c < g->base || n > g->size || (size_t)(c - g->base) > g->size - n)
+        return;
+    long ps = sysconf(_SC_PAGESIZE);
+    uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096;
+    uintptr_t lo = ((uintptr_t)c + page - 1) & ~(page - 1), hi = ((uintptr_t)c + n) & ~(page - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a failure changes nothing */
+}
+
 void lm_gguf_free(lm_gguf *g)
 {
     if (!g)

@@ -117,6 +117,13 @@ lm_gguf *lm_gguf_open_buffer(const void *buf, size_t size, dl_error *err);
 /* Unmaps and frees.  NULL is a no-op. */
 void lm_gguf_free(lm_gguf *g);
 
+/* Lets the kernel drop the resident pages of the mapped bytes [p, p + n)
+ * (the whole pages inside the range: MADV_DONTNEED) after a caller has made
+ * its own copy of them; reading them later stays correct (the pages come
+ * back from the file).  A no-op for lm_gguf_open_buffer handles and for
+ * ranges outside the file.  Thread-safe (changes no state of g). */
+void lm_gguf_release(const lm_gguf *g, const void *p, size_t n);
+
 /* ---- file facts ------------------------------------------------------- */
 
 uint32_t lm_gguf_version(const lm_gguf *g);

@@ -509,6 +509,36 @@ START_TEST(test_open_path_errors)
 }
 END_TEST
 
+/* lm_gguf_release: the mapped bytes read the same after their pages were
+ * dropped; on a caller's buffer it does nothing (madvise there would zero
+ * anonymous memory); ranges outside the file are ignored. */
+START_TEST(test_release_keeps_bytes)
+{
+    dl_error e;
+    dl_error_clear(&e);
+    lm_gguf *g = lm_gguf_open(dl_test_src("data/delift-mini-q8_0.gguf"), &e);
+    ck_assert_msg(g != NULL, "%s", e.message);
+    size_t size = lm_gguf_file_size(g), off = lm_gguf_data_offset(g);
+    unsigned char *copy = malloc(size), *copy2 = malloc(size);
+    ck_assert(copy && copy2 && size > (1u << 20));
+    memcpy(copy, lm_gguf_base(g), size);
+    memcpy(copy2, copy, size);
+    const unsigned char *base = lm_gguf_base(g);
+    lm_gguf_release(g, base + off, size - off);
+    lm_gguf_release(g, base + 1, size);       /* past the end: ignored */
+    lm_gguf_release(g, copy, size);           /* not in the file: ignored */
+    ck_assert(memcmp(lm_gguf_base(g), copy, size) == 0);
+    lm_gguf_free(g);
+    lm_gguf *b = lm_gguf_open_buffer(copy, size, &e);
+    ck_assert_msg(b != NULL, "%s", e.message);
+    lm_gguf_release(b, copy + off, size - off);
+    ck_assert(memcmp(copy, copy2, size) == 0);
+    lm_gguf_free(b);
+    free(copy);
+    free(copy2);
+}
+END_TEST
+
 /* ---- real files --------------------------------------------------------- */
 
 static lm_gguf *open_shared(const char *rel)
@@ -752,6 +782,7 @@ static Suite *gguf_suite(void)
     tcase_add_test(tc, test_tensor_corruptions);
     tcase_add_test(tc, test_random_mutations);
     tcase_add_test(tc, test_open_path_errors);
+    tcase_add_test(tc, test_release_keeps_bytes);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     TCase *real = tcase_create("shared");
