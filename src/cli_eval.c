@@ -52,6 +52,8 @@ static void eval_usage(FILE *out)
             "  --truncate-quantum N a prompt too long for the context loses its first\n"
             "                       tokens, rounded up to a multiple of N (default %d)\n"
             "  --backend B          blas (default) or ref\n"
+            "  --fast               8-bit weights and activations, integer products\n"
+            "                       (faster; scores differ slightly: docs/engine.md)\n"
             "  --threads N          threads (default: all online CPUs)\n"
             "\n"
             "Output:\n"
@@ -129,6 +131,8 @@ static int parse_args(eval_args *a, int argc, char **argv)
             a->p.rec_opts.skip_invalid = 1;
         else if (!strcmp(s, "--json"))
             a->json = 1;
+        else if (!strcmp(s, "--fast"))
+            a->p.fast = 1;
         else if (!strcmp(s, "-q") || !strcmp(s, "--quiet"))
             a->quiet = 1;
         else {
@@ -173,9 +177,9 @@ static json_t *summary_json(const ev_report *r, const ev_params *p)
 {
     const ev_summary *s = &r->sum;
     return json_pack(
-        "{s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:f}", "model",
-        p->model_path, "model_sha256", r->model_sha256, "subset", p->subset_path, "heldout",
-        p->heldout_path, "bos", p->ut.add_bos, "truncate_quantum",
+        "{s:s,s:s,s:s,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:f}",
+        "model", p->model_path, "model_sha256", r->model_sha256, "subset", p->subset_path,
+        "heldout", p->heldout_path, "fast", p->fast != 0, "bos", p->ut.add_bos, "truncate_quantum",
         (json_int_t)ut_config_trunc_quantum(&p->ut), "n_subset", (json_int_t)s->n_subset,
         "n_heldout", (json_int_t)s->n_heldout, "n_scored", (json_int_t)s->n_scored,
         "n_unscorable", (json_int_t)s->n_unscorable, "n_helped", (json_int_t)s->n_helped,

@@ -45,6 +45,7 @@ typedef struct ev_params {
     ut_config ut;             /* templates, BOS */
     const char *backend;      /* NULL: the engine's default */
     int64_t threads;          /* 0: all online CPUs */
+    int fast;                 /* 1: the engine's fast mode (lm_ctx_params.q8_act) */
     ev_progress_fn progress;  /* phases "load", "model", "embed", "noicl", "pairs"; may be NULL */
     void *progress_ctx;
     const atomic_int *cancel; /* may be NULL; nonzero: DL_ERR_CANCELLED */

@@ -135,7 +135,7 @@ static dl_status load_model(ev_state *st, dl_error *err)
         dl_error_locate(err, NULL, 0, "model");
         return s;
     }
-    dl_status s = ds_engine_open(p->model_path, p->backend, p->threads, 0, &st->model, &st->tok,
+    dl_status s = ds_engine_open(p->model_path, p->backend, p->threads, p->fast, &st->model, &st->tok,
                                  &st->ctx, st->model_hash, err);
     if (!s)
         s = ut_scorer_new(st->ctx, st->tok, &p->ut, st->model_hash, NULL, &st->scorer, err);

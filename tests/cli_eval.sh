@@ -97,6 +97,10 @@ expect 0 "" "self: subset = heldout, --json --per-record" -- \
     --json --per-record "$tmp/self.jsonl" --threads 2 --progress json
 cp "$tmp/out" "$tmp/self.json"
 grep -q '"phase":"pairs"' "$tmp/err" || bad "--progress json printed no pairs phase"
+expect 0 '"fast":true' "--fast" -- "$bin" eval --model "$model" --subset "$tmp/six.jsonl" \
+    --heldout "$tmp/six.jsonl" --threads 2 --fast --json
+expect 1 "no fast mode" "--fast on the ref backend" -- "$bin" eval --model "$model" \
+    --subset "$tmp/six.jsonl" --heldout "$tmp/six.jsonl" --fast --backend ref
 expect 0 "" "cross: other subset, --per-record" -- \
     "$bin" eval --model "$model" --subset "$tmp/six.jsonl" --heldout "$tmp/three.jsonl" \
     --json --per-record "$tmp/cross.jsonl" --threads 2
