@@ -180,6 +180,16 @@ ranking_of "$j8b" >"$work/srv8b.rank"
 head -n 3 "$work/cli8.rank" | cmp -s - "$work/srv8b.rank" && ok "budget 3 = the first 3 of budget 4 (greedy)" \
     || bad "budget-3 ranking: $(cat "$work/srv8b.rank")"
 
+# The fast mode over HTTP: recorded in the manifest, scored in a cache scope of its own.
+post_job '{"model":"mini","stage":"instruction","budget":3,"pool":"'"$pool8"'","pairs":"all","options":{"fast":true}}'
+expect 202 "fast job"
+jf=$job
+wait_state "$jf" succeeded && ok "fast job succeeded"
+req GET "/v1/selections/$jf/manifest"
+[ "$(field .engine.fast)" = true ] && [ "$(field .stats.pairs_cached)" = 0 ] \
+    && ok "fast job: engine.fast recorded, nothing from the exact scores' cache" \
+    || bad "fast manifest: $(field .engine) $(field .stats)"
+
 # ---- task stage with a target, continual stage with an existing set ---------------------------
 section "task and continual stages"
 cli_select reftask --stage task --target "$work/target.jsonl" --budget 2 --pairs all "$work/taskpool.jsonl"
