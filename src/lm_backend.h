@@ -92,9 +92,9 @@ typedef struct lm_backend_ops {
     const char *name;
     int exact_segments;    /* see "Segments" above */
     int concurrent_lanes;  /* see "Lanes" above */
-    int q8_act;            /* 1: offers the fast mode: matmuls of Q8_0 weights
-                              multiply activations quantised to 8 bits per
-                              32-block, in integers (see lm_score.h) */
+    int q8_act;            /* 1: offers the fast mode: matmuls multiply 8-bit
+                              weights and activations quantised per 32-block,
+                              in integers (see lm_score.h) */
 
     /* ---- lifecycle ---- */
     /* New instance for model m (borrowed: outlives the instance). */
@@ -145,7 +145,9 @@ typedef struct lm_backend_ops {
     /* State every instance of one context shares (read-only while ops run),
      * made once before the first create and freed after the last destroy:
      * the blas backend's repacked weights in fast mode.  *out may be NULL
-     * (nothing to share).  Errors: DL_ERR_NOMEM. */
+     * (nothing to share).  Errors: DL_ERR_NOMEM; DL_ERR_USAGE when the
+     * params ask for what this machine cannot do (the fast mode without
+     * AVX2). */
     dl_status (*shared_new)(const lm_model *m, const lm_backend_params *p, void **out,
                             dl_error *err);
     void (*shared_free)(void *shared); /* NULL is a no-op */

@@ -36,9 +36,11 @@
  * Fast mode (lm_backend_params.q8_act): every matrix is repacked once per
  * context (shared_new, lm_q8mm.h; types other than Q8_0 are first encoded
  * as Q8_0) and its products quantise the input rows to 8 bits
- * (lm_q8mm_act_quantize, into the lane's scratch) and multiply in integers.  An output element there depends on its own row and
- * weight row only, so no row chunking is needed for exactness; each team
- * member quantises and multiplies an equal share of the rows.  Other weight types keep the float path.
+ * (lm_q8mm_act_quantize, into the lane's scratch) and multiply in
+ * integers.  An output element there depends on its own row and weight row
+ * only, so no row chunking is needed for exactness; each team member
+ * quantises and multiplies an equal share of the rows.  A matrix whose rows
+ * are not a multiple of 32 values keeps the float path.
  */
 #include "config.h"
 
@@ -90,7 +92,8 @@ typedef struct blas_backend {
 /* What the lanes of one context share: the fast mode's repacked weights. */
 typedef struct blas_shared {
     int32_t n;                /* the model's n_weights */
-    lm_q8mm_weights **pack;   /* [n], owned: the pack of each Q8_0 matrix, else NULL */
+    lm_q8mm_weights **pack;   /* [n] by weight slot, owned: the pack of each matrix
+                                 the products use, else NULL */
 } blas_shared;
 
 /* Process-wide kernel choice (lm_backend_blas_set_isa), read at creation. */
