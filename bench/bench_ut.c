@@ -97,6 +97,17 @@ static int run_once(lm_ctx *ctx, const lm_tok *tok, const ut_set *set, int shari
     return 0;
 }
 
+/* max |a[k] - b[k]| over the k where either is finite (unscorable pairs are
+ * NaN in both). */
+static double max_abs_diff(const double *a, const double *b, int64_t n)
+{
+    double m = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (isfinite(a[k]) || isfinite(b[k]))
+            m = fmax(m, fabs(a[k] - b[k]));
+    return m;
+}
+
 int main(int argc, char **argv)
 {
     int64_t n = argc > 1 ? atoll(argv[1]) : 24, threads = argc > 2 ? atoll(argv[2]) : 0;
@@ -160,10 +171,7 @@ int main(int argc, char **argv)
     run_out sh, un, q1;
     if (run_once(ctx, tok, set, 1, 0, d1, &sh) || run_once(ctx, tok, set, 0, 0, d0, &un))
         return 1;
-    double worst = 0;
-    for (int64_t k = 0; k < n_d; k++)
-        if (isfinite(d1[k]) || isfinite(d0[k]))
-            worst = fmax(worst, fabs(d1[k] - d0[k]));
+    double worst = max_abs_diff(d1, d0, n_d);
     printf("utility, %lld GSM8K records, delift-mini F32, %lld lanes: %lld sequences "
            "(%lld truncated to the 512-token context)\n",
            (long long)n, (long long)lm_ctx_n_lanes(ctx), (long long)n_d,
@@ -194,10 +202,7 @@ int main(int argc, char **argv)
         run_out fa;
         if (run_once(fctx, tok, set, 1, 0, d0, &fa))
             return 1;
-        double dmax = 0;
-        for (int64_t k = 0; k < n_d; k++)
-            if (isfinite(d1[k]) || isfinite(d0[k]))
-                dmax = fmax(dmax, fabs(d1[k] - d0[k]));
+        double dmax = max_abs_diff(d1, d0, n_d);
         printf("  fast mode       : %7.2f s  %7.1f pairs/s  %8.0f tokens/s  time ratio %.3f "
                "(fast / exact, shared); max |d fast - d exact| %.2g\n",
                fa.seconds, fa.pairs_per_s, fa.tokens_per_s, fa.seconds / sh.seconds, dmax);

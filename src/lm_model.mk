@@ -7,13 +7,13 @@ delift_SOURCES += src/cli_score.c src/cli_generate.c
 
 if HAVE_CHECK
 check_PROGRAMS += tests/check_lm_model
-tests_check_lm_model_SOURCES = tests/check_lm_model.c tests/dl_test.h tests/gguf_build.c \
+tests_check_lm_model_SOURCES = tests/check_lm_model.c tests/dl_test.h tests/lm_test.h tests/gguf_build.c \
 	tests/gguf_build.h
 tests_check_lm_model_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_lm_model_LDADD = $(TEST_LIBS)
 TESTS += tests/check_lm_model
 check_PROGRAMS += tests/check_lm_fast
-tests_check_lm_fast_SOURCES = tests/check_lm_fast.c tests/dl_test.h
+tests_check_lm_fast_SOURCES = tests/check_lm_fast.c tests/dl_test.h tests/lm_test.h
 tests_check_lm_fast_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_lm_fast_LDADD = $(TEST_LIBS)
 TESTS += tests/check_lm_fast

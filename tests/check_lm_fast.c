@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "dl_test.h"
+#include "lm_test.h"
 #include "lm_model.h"
 #include "lm_q8mm.h"
 #include "lm_quant.h"
@@ -44,17 +45,6 @@
  * with room). */
 #define FAST_MARGIN_MIN 0.5
 
-static lm_model *load_model(const char *rel)
-{
-    const char *p = dl_test_shared(rel);
-    ck_assert_msg(p != NULL, "missing %s", rel);
-    lm_model *m = NULL;
-    dl_error err;
-    dl_error_clear(&err);
-    ck_assert_int_eq(lm_model_load(p, &m, &err), DL_OK);
-    return m;
-}
-
 static dl_status try_ctx(const lm_model *m, const char *backend, int64_t threads, int fast,
                          lm_ctx **ctx, dl_error *err)
 {
@@ -76,16 +66,6 @@ static lm_ctx *new_ctx(const lm_model *m, int64_t threads, int fast)
     return ctx;
 }
 
-static json_t *load_golden(const char *rel)
-{
-    const char *p = dl_test_shared(rel);
-    ck_assert_msg(p != NULL, "missing %s", rel);
-    json_error_t je;
-    json_t *j = json_load_file(p, 0, &je);
-    ck_assert_msg(j != NULL, "%s: %s", rel, je.text);
-    return j;
-}
-
 /* The golden sequences as scoring requests: every next token. */
 typedef struct golden_set {
     json_t *json;
@@ -98,7 +78,7 @@ typedef struct golden_set {
 static void golden_load(golden_set *g, const char *rel)
 {
     memset(g, 0, sizeof *g);
-    g->json = load_golden(rel);
+    g->json = lm_test_load_json(rel);
     json_t *seqs = json_object_get(g->json, "sequences");
     g->n = (int64_t)json_array_size(seqs);
     ck_assert(g->n > 0 && g->n <= 16);
@@ -132,7 +112,7 @@ static void score_range(lm_ctx *ctx, const golden_set *g, int64_t s0, int64_t s1
 
 START_TEST(test_fast_refused_by_ref)
 {
-    lm_model *m = load_model("models/delift-mini-q8_0.gguf");
+    lm_model *m = lm_test_load_model("models/delift-mini-q8_0.gguf");
     lm_ctx *ctx = NULL;
     dl_error err;
     dl_error_clear(&err);
@@ -149,7 +129,7 @@ END_TEST
 static double check_fast_golden(const char *model_rel, const char *golden_rel, double tol_mean,
                                 double tol_max)
 {
-    lm_model *m = load_model(model_rel);
+    lm_model *m = lm_test_load_model(model_rel);
     golden_set g;
     golden_load(&g, golden_rel);
     float *lp = malloc(sizeof(float) * (size_t)g.n_lp), *ex = malloc(sizeof(float) * (size_t)g.n_lp);
@@ -274,8 +254,8 @@ END_TEST
  * block of every matrix must come out byte for byte the same. */
 START_TEST(test_q8_0_encoder_matches_file)
 {
-    lm_model *f32 = load_model("models/delift-mini-f32.gguf");
-    lm_model *q8 = load_model("models/delift-mini-q8_0.gguf");
+    lm_model *f32 = lm_test_load_model("models/delift-mini-f32.gguf");
+    lm_model *q8 = lm_test_load_model("models/delift-mini-q8_0.gguf");
     int64_t blocks = 0, differ = 0;
     for (int32_t i = 0; i < q8->n_weights; i++) {
         const lm_weight *w = &q8->weights[i], *src = NULL;
@@ -308,7 +288,7 @@ END_TEST
  * lanes, and one long sequence alone on a two-thread team. */
 START_TEST(test_fast_batch_threads_identical)
 {
-    lm_model *m = load_model("models/delift-mini-q8_0.gguf");
+    lm_model *m = lm_test_load_model("models/delift-mini-q8_0.gguf");
     golden_set g;
     golden_load(&g, "models/golden/delift-mini/logits_q8_0.json");
     size_t bytes = sizeof(float) * (size_t)g.n_lp;
@@ -338,7 +318,7 @@ END_TEST
  * sequence is), not to the exact path's prefix bound of 1e-5. */
 START_TEST(test_fast_prefix)
 {
-    lm_model *m = load_model("models/delift-mini-q8_0.gguf");
+    lm_model *m = lm_test_load_model("models/delift-mini-q8_0.gguf");
     golden_set g;
     golden_load(&g, "models/golden/delift-mini/logits_q8_0.json");
     lm_ctx *ctx = new_ctx(m, 2, 1);
@@ -382,7 +362,7 @@ END_TEST
  * CPU runs (the portable one is slow: not the long ones). */
 START_TEST(test_fast_instances_agree)
 {
-    lm_model *m = load_model("models/delift-mini-q8_0.gguf");
+    lm_model *m = lm_test_load_model("models/delift-mini-q8_0.gguf");
     golden_set g;
     golden_load(&g, "models/golden/delift-mini/logits_q8_0.json");
     int64_t a = 0, b = 1; /* the two shortest */

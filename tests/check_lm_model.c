@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "dl_test.h"
+#include "lm_test.h"
 #include "gguf_build.h"
 #include "lm_backend.h"
 #include "lm_gguf.h"
@@ -31,19 +32,6 @@
 
 #define TOL_REL 1e-4
 #define MARGIN_MIN 1e-3
-
-static lm_model *load_model(const char *rel)
-{
-    char path[4096];
-    const char *p = dl_test_shared(rel);
-    ck_assert_msg(p != NULL, "missing %s", rel);
-    snprintf(path, sizeof path, "%s", p);
-    lm_model *m = NULL;
-    dl_error err;
-    dl_error_clear(&err);
-    ck_assert_int_eq(lm_model_load(path, &m, &err), DL_OK);
-    return m;
-}
 
 static lm_ctx *new_ctx(const lm_model *m, const char *backend, int64_t threads, int64_t batch)
 {
@@ -57,16 +45,6 @@ static lm_ctx *new_ctx(const lm_model *m, const char *backend, int64_t threads, 
     dl_status st = lm_ctx_new(m, &p, &ctx, &err);
     ck_assert_msg(st == DL_OK, "lm_ctx_new: %s", err.message);
     return ctx;
-}
-
-static json_t *load_golden(const char *rel)
-{
-    const char *p = dl_test_shared(rel);
-    ck_assert_msg(p != NULL, "missing %s", rel);
-    json_error_t je;
-    json_t *j = json_load_file(p, 0, &je);
-    ck_assert_msg(j != NULL, "%s: %s", rel, je.text);
-    return j;
 }
 
 static int32_t *json_ids(json_t *arr, int64_t *n)
@@ -159,9 +137,9 @@ static void check_sequence(lm_ctx *ctx, json_t *seq, int64_t si)
 static void check_golden(const char *model_rel, const char *golden_rel, const char *backend,
                          int64_t max_tokens)
 {
-    lm_model *m = load_model(model_rel);
+    lm_model *m = lm_test_load_model(model_rel);
     lm_ctx *ctx = new_ctx(m, backend, 2, 0);
-    json_t *j = load_golden(golden_rel);
+    json_t *j = lm_test_load_json(golden_rel);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "vocab_size")), m->hp.n_vocab);
     json_t *seqs = json_object_get(j, "sequences");
     int64_t done = 0;
@@ -180,7 +158,7 @@ static void check_golden(const char *model_rel, const char *golden_rel, const ch
 
 START_TEST(test_hparams)
 {
-    lm_model *m = load_model("models/delift-mini-f32.gguf");
+    lm_model *m = lm_test_load_model("models/delift-mini-f32.gguf");
     const lm_hparams *hp = &m->hp;
     /* README: dim 256, 6 layers, 8/4 heads, FFN 704, vocab 4096, ctx 512, tied output */
     ck_assert_int_eq(hp->n_embd, 256);
@@ -197,7 +175,7 @@ START_TEST(test_hparams)
     ck_assert(m->output == m->tok_embd);
     ck_assert_int_eq(m->n_params, 5475584);
     lm_model_free(m);
-    m = load_model("models/stories260K.gguf");
+    m = lm_test_load_model("models/stories260K.gguf");
     ck_assert_int_eq(m->hp.n_embd, 64);
     ck_assert_int_eq(m->hp.n_rot, 8);
     ck_assert(m->output != m->tok_embd);
@@ -253,7 +231,7 @@ START_TEST(test_stories_greedy_story)
         "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
         "park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\n"
         "Lily";
-    lm_model *m = load_model("models/stories260K.gguf");
+    lm_model *m = lm_test_load_model("models/stories260K.gguf");
     lm_ctx *ctx = new_ctx(m, "blas", 1, 0);
     dl_error err;
     dl_error_clear(&err);
@@ -289,7 +267,7 @@ END_TEST
 /* The golden sequences of a file, as lm_seq spans [1, n). */
 static lm_seq *golden_seqs(const char *golden_rel, int64_t max_tokens, int64_t *n_seqs)
 {
-    json_t *j = load_golden(golden_rel);
+    json_t *j = lm_test_load_json(golden_rel);
     json_t *arr = json_object_get(j, "sequences");
     lm_seq *q = calloc(json_array_size(arr), sizeof *q);
     int64_t k = 0;
@@ -324,7 +302,7 @@ static int64_t n_targets(const lm_seq *q, int64_t n)
 /* ref vs blas on every model file: log-probs and embeddings within 1e-4. */
 static void check_backends_agree(const char *model_rel, const char *golden_rel, int64_t max_tokens)
 {
-    lm_model *m = load_model(model_rel);
+    lm_model *m = lm_test_load_model(model_rel);
     int64_t n_seqs, d = m->hp.n_embd;
     lm_seq *q = golden_seqs(golden_rel, max_tokens, &n_seqs);
     int64_t nt = n_targets(q, n_seqs);
@@ -366,7 +344,7 @@ END_TEST
  * embeddings to each sequence alone, whatever the lanes and batch size. */
 static void check_batch_identity(const char *backend)
 {
-    lm_model *m = load_model("models/delift-mini-f32.gguf");
+    lm_model *m = lm_test_load_model("models/delift-mini-f32.gguf");
     int64_t n_seqs, d = m->hp.n_embd;
     lm_seq *q = golden_seqs("models/golden/delift-mini/logits.json", 100, &n_seqs);
     q[n_seqs - 1].target_start = q[n_seqs - 1].n_tokens / 2; /* a partial span too */
@@ -433,14 +411,14 @@ END_TEST
  * and 16 lanes) with a large spread of values, and exp underflow. */
 START_TEST(test_blas_elementwise)
 {
-    lm_model *m = load_model("models/stories260K.gguf");
+    lm_model *m = lm_test_load_model("models/stories260K.gguf");
     enum { NV = 40, NR = 3 };
     float logits[NR * NV], lp[NR], gate[NV], up[NV];
     int32_t tgt[NR];
     for (int isa = LM_QUANT_ISA_GENERIC; isa <= LM_QUANT_ISA_AVX2; isa++) {
         if ((int)lm_backend_blas_set_isa((lm_quant_isa)isa) != isa)
             continue; /* no AVX2 on this CPU */
-        lm_backend_params bp = {64, 64, NR};
+        lm_backend_params bp = {.max_rows = 64, .max_ctx = 64, .max_logit_rows = NR};
         lm_backend *be = NULL;
         dl_error err;
         dl_error_clear(&err);
@@ -493,7 +471,7 @@ END_TEST
  * sequences (1e-5 absolute), embeddings included. */
 static void check_prefix(const char *backend)
 {
-    lm_model *m = load_model("models/delift-mini-f32.gguf");
+    lm_model *m = lm_test_load_model("models/delift-mini-f32.gguf");
     int64_t n_seqs, d = m->hp.n_embd;
     lm_seq *q = golden_seqs("models/golden/delift-mini/logits.json", 100, &n_seqs);
     const lm_seq *full = &q[n_seqs - 1]; /* the 100-token sequence */
@@ -541,7 +519,7 @@ END_TEST
 /* Bad calls fail cleanly with the documented codes. */
 START_TEST(test_bad_input)
 {
-    lm_model *m = load_model("models/stories260K.gguf");
+    lm_model *m = lm_test_load_model("models/stories260K.gguf");
     dl_error err;
     lm_ctx *ctx = NULL;
     lm_ctx_params p = lm_ctx_params_default();
@@ -657,13 +635,13 @@ static double distance(const float *lp, int64_t n)
  * as one batch: |d - golden| <= 1e-5 (d is in [0, 1]). */
 START_TEST(test_delift_utility)
 {
-    lm_model *m = load_model("models/delift-mini-f32.gguf");
+    lm_model *m = lm_test_load_model("models/delift-mini-f32.gguf");
     dl_error err;
     dl_error_clear(&err);
     lm_tok *tok = lm_tok_from_gguf(m->gguf, &err);
     ck_assert_ptr_nonnull(tok);
     lm_ctx *ctx = new_ctx(m, "blas", 2, 0);
-    json_t *j = load_golden("models/golden/delift-mini/utility.json");
+    json_t *j = lm_test_load_json("models/golden/delift-mini/utility.json");
     json_t *recs = json_object_get(j, "records"), *tpl = json_object_get(j, "templates");
     const char *t_no = json_string_value(json_object_get(tpl, "noicl"));
     const char *t_icl = json_string_value(json_object_get(tpl, "icl"));

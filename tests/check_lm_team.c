@@ -61,7 +61,7 @@ START_TEST(test_matmul_op_team)
     const lm_backend_ops *ops = lm_backend_find("blas");
     ck_assert_ptr_nonnull(ops);
     ck_assert_ptr_nonnull(ops->set_threads);
-    lm_backend_params bp = {300, 512, 256};
+    lm_backend_params bp = {.max_rows = 300, .max_ctx = 512, .max_logit_rows = 256};
     lm_backend *be = NULL;
     dl_error err;
     dl_error_clear(&err);
