@@ -31,9 +31,11 @@
 #include "sel.h"
 #include "sel_impl.h"
 
-/* Row updates ask for the blocks this far ahead (SEL_BLOCK floats each). */
+/* Row updates ask for this many of the blocks they will read (SEL_BLOCK
+ * floats each) ahead of the one being worked; the first half of them are
+ * asked for while the previous changed row is worked. */
 #ifndef SEL_PREFETCH_BLOCKS
-#define SEL_PREFETCH_BLOCKS 8
+#define SEL_PREFETCH_BLOCKS 16
 #endif
 
 static inline float fl_term(float s, float m)
@@ -231,15 +233,34 @@ static int64_t row_blocks_scalar(const float *row, int64_t lo, int64_t hi, float
     return -1;
 }
 
-/* Asks for the block SEL_PREFETCH_BLOCKS ahead of block b0 of a row update
- * from memo mo when its maximum says it will be read. */
-static inline void block_prefetch(const float *row, const float *bmax, int64_t b0, int64_t hi,
-                                  float mo)
+/* The prefetch cursor of a row update from memo mo: moves pb (a block
+ * start) to the next block of row[pb, hi) whose maximum says the update will
+ * read it, asks the memory for that block when `ask`, and returns the start
+ * of the block after it.  Counting only the blocks to be read keeps the
+ * distance ahead when the maxima skip most of a row (a fixed distance in
+ * columns had shrunk to nothing there). */
+static inline int64_t cursor_next(const float *row, const float *bmax, int64_t pb, int64_t hi,
+                                  float mo, int ask)
 {
-    int64_t bp = b0 + SEL_PREFETCH_BLOCKS * SEL_BLOCK;
-    if (bp < hi && bmax[bp / SEL_BLOCK] > mo)
+    while (pb < hi && bmax[pb / SEL_BLOCK] <= mo)
+        pb += SEL_BLOCK;
+    if (pb >= hi)
+        return hi;
+    if (ask)
         for (int q = 0; q < SEL_BLOCK; q += 16) /* a 64-byte line per 16 floats */
-            __builtin_prefetch(row + bp + q);
+            __builtin_prefetch(row + pb + q);
+    return pb + SEL_BLOCK;
+}
+
+/* The cursor for an update of row[lo, hi) starts SEL_PREFETCH_BLOCKS blocks
+ * to be read ahead; row_prefetch has asked for the first half. */
+static inline int64_t cursor_start(const float *row, const float *bmax, int64_t lo, int64_t hi,
+                                   float mo)
+{
+    int64_t pb = lo;
+    for (int q = 0; q < SEL_PREFETCH_BLOCKS; q++)
+        pb = cursor_next(row, bmax, pb, hi, mo, q >= SEL_PREFETCH_BLOCKS / 2);
+    return pb;
 }
 
 #ifdef SEL_HAVE_AVX512
@@ -305,10 +326,11 @@ row_update_avx512_body(double *g, const float *row, const float *bmax, int64_t l
 {
     __m512 vo = _mm512_set1_ps(mo), vn = _mm512_set1_ps(mn), vc = _mm512_set1_ps(cap);
     __m512i vstep = _mm512_set1_epi32(step);
+    int64_t pb = cursor_start(row, bmax, lo, hi, mo);
     for (int64_t b0 = lo; b0 < hi; b0 += SEL_BLOCK) {
-        block_prefetch(row, bmax, b0, hi, mo);
         if (bmax[b0 / SEL_BLOCK] <= mo)
             continue; /* nothing in the block is above the old memo */
+        pb = cursor_next(row, bmax, pb, hi, mo, 1);
         if (b0 + SEL_BLOCK > hi) {
             row_update_scalar(g, row, b0, hi, mo, mn, cap, flmi, touched, step);
             break;
@@ -458,18 +480,16 @@ static void row_add(double *g, const float *row, int64_t lo, int64_t hi, float m
     row_add_scalar(g, row, lo, hi, m0, cap, flmi);
 }
 
-/* Asks for the first SEL_PREFETCH_BLOCKS blocks of row[lo, hi) that an
+/* Asks for the first SEL_PREFETCH_BLOCKS / 2 blocks of row[lo, hi) that an
  * update from memo mo reads: the hardware prefetcher stops at every 4 KB
  * page (a row of 10,000 floats spans ten) and knows nothing of the blocks
  * the maxima skip. */
 static void row_prefetch(const float *row, const float *bmax, int64_t lo, int64_t hi,
                          float mo)
 {
-    int64_t end = lo + SEL_PREFETCH_BLOCKS * SEL_BLOCK;
-    for (int64_t b0 = lo; b0 < end && b0 < hi; b0 += SEL_BLOCK)
-        if (bmax[b0 / SEL_BLOCK] > mo)
-            for (int q = 0; q < SEL_BLOCK; q += 16) /* a 64-byte line per 16 floats */
-                __builtin_prefetch(row + b0 + q);
+    int64_t pb = lo;
+    for (int q = 0; q < SEL_PREFETCH_BLOCKS / 2; q++)
+        pb = cursor_next(row, bmax, pb, hi, mo, 1);
 }
 
 /* The update of a row whose memo rose from mo to mn over columns [lo, hi)
@@ -487,10 +507,11 @@ static void row_update_blocks(double *g, const float *row, const float *bmax, in
         return;
     }
 #endif
+    int64_t pb = cursor_start(row, bmax, lo, hi, mo);
     for (int64_t b0 = lo; b0 < hi; b0 += SEL_BLOCK) {
-        block_prefetch(row, bmax, b0, hi, mo);
         if (bmax[b0 / SEL_BLOCK] <= mo)
             continue;
+        pb = cursor_next(row, bmax, pb, hi, mo, 1);
         int64_t b1 = b0 + SEL_BLOCK < hi ? b0 + SEL_BLOCK : hi;
 #ifdef SEL_HAVE_AVX2
         if (isa >= SEL_ISA_AVX2) {
