@@ -148,7 +148,7 @@ int main(int argc, char **argv)
     int reps = argc > 1 ? atoi(argv[1]) : 5;
     lm_q8mm_isa want = LM_Q8MM_ISA_AUTO;
     if (argc > 2) {
-        for (int i = LM_Q8MM_ISA_GENERIC; i <= LM_Q8MM_ISA_AVX512VNNI; i++)
+        for (int i = LM_Q8MM_ISA_GENERIC; i <= LM_Q8MM_ISA_AVXVNNI; i++)
             if (!strcmp(argv[2], lm_q8mm_isa_name((lm_q8mm_isa)i)))
                 want = (lm_q8mm_isa)i;
         if (want == LM_Q8MM_ISA_AUTO) {
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
         }
     }
     if (reps < 1 || argc > 3) {
-        fprintf(stderr, "usage: bench_q8mm [reps [generic|avx2|avx512vnni]]\n");
+        fprintf(stderr, "usage: bench_q8mm [reps [generic|avx2|avxvnni|avx512vnni]]\n");
         return 1;
     }
     openblas_set_num_threads(1);

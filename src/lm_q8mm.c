@@ -1,9 +1,9 @@
 /* lm_q8mm.c: Q8_0 weights times 8-bit activations in integer arithmetic
  * (contract and layouts in lm_q8mm.h).
  *
- * Three instances of the product, the same bits each (tests/check_lm_q8mm.c
- * checks it): portable C (the reference), AVX2 (maddubs with the sign trick)
- * and AVX-512 VNNI (vpdpbusd).  They differ only in how the exact int32 block
+ * Four instances of the product, the same bits each (tests/check_lm_q8mm.c
+ * checks it): portable C (the reference), AVX2 (maddubs with the sign trick),
+ * AVX-VNNI (256-bit vpdpbusd) and AVX-512 VNNI (vpdpbusd).  They differ only in how the exact int32 block
  * sums are formed; the float steps are one multiply (dx * dw) and one fused
  * multiply-add per block and output, in block order, in every instance.
  *
@@ -231,6 +231,7 @@ static void gemm_generic(const lm_q8mm_weights *w, const unsigned char *act, siz
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define LM_Q8MM_HAVE_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 
 static inline int32_t load_i32(const unsigned char *p)
@@ -389,6 +390,29 @@ static void gemm_vnni(const lm_q8mm_weights *w, const unsigned char *act, size_t
 #define AVX2_FN __attribute__((target("avx2,fma")))
 #define AVX2_R 4
 
+/* The R rows of output of half a tile (8 columns from t * 16 + h * 8) that
+ * fall in [c0, c1). */
+static inline __attribute__((always_inline)) AVX2_FN void
+store_half(const __m256 *acc, int64_t t, int h, int64_t c0, int64_t c1, float *y, int64_t ldy,
+           const int R)
+{
+    int64_t base = t * TILE + h * 8;
+    int lo, hi;
+    lane_range(base, c0, c1, &lo, &hi);
+    hi = hi > 8 ? 8 : hi;
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        if (lo == 0 && hi == 8) {
+            _mm256_storeu_ps(y + r * ldy + base, acc[r]);
+        } else {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, acc[r]);
+            for (int i = lo; i < hi; i++)
+                y[r * ldy + base + i] = tmp[i];
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) AVX2_FN void
 avx2_half(const lm_q8mm_weights *w, int64_t t, int h, const unsigned char *act, size_t rb,
           int64_t c0, int64_t c1, float *y, int64_t ldy, const int R)
@@ -426,21 +450,7 @@ avx2_half(const lm_q8mm_weights *w, int64_t t, int h, const unsigned char *act, 
             acc[r] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(s[r]), acc[r]);
         }
     }
-    int64_t base = t * TILE + h * 8;
-    int lo, hi;
-    lane_range(base, c0, c1, &lo, &hi);
-    hi = hi > 8 ? 8 : hi;
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-        if (lo == 0 && hi == 8) {
-            _mm256_storeu_ps(y + r * ldy + base, acc[r]);
-        } else {
-            float tmp[8];
-            _mm256_storeu_ps(tmp, acc[r]);
-            for (int i = lo; i < hi; i++)
-                y[r * ldy + base + i] = tmp[i];
-        }
-    }
+    store_half(acc, t, h, c0, c1, y, ldy, R);
 }
 
 /* The activation quantiser with AVX2, as quant_row_avx512 (maxps, NaN
@@ -508,18 +518,102 @@ AVX2_INST(1) AVX2_INST(2) AVX2_INST(3) AVX2_INST(4)
 
 static const avx2_kernel avx2_table[AVX2_R] = {avx2_1, avx2_2, avx2_3, avx2_4};
 
-static void gemm_avx2(const lm_q8mm_weights *w, const unsigned char *act, size_t rb, int64_t m,
-                      int64_t c0, int64_t c1, float *y, int64_t ldy)
+/* Half tiles of 8 columns (skipping halves wholly outside [c0, c1)), row
+ * groups of at most rmax rows, table[R - 1] for R rows. */
+static void gemm_halves(const avx2_kernel *table, int rmax, const lm_q8mm_weights *w,
+                        const unsigned char *act, size_t rb, int64_t m, int64_t c0, int64_t c1,
+                        float *y, int64_t ldy)
 {
-    /* Half tiles of 8 columns; skip halves wholly outside [c0, c1). */
     for (int64_t hb = c0 / 8; hb * 8 < c1; hb++) {
-        for (int64_t r0 = 0; r0 < m; r0 += AVX2_R) {
-            int R = m - r0 >= AVX2_R ? AVX2_R : (int)(m - r0);
-            avx2_table[R - 1](w, hb / 2, (int)(hb % 2), act + (size_t)r0 * rb, rb, c0, c1,
-                              y + r0 * ldy, ldy);
+        for (int64_t r0 = 0; r0 < m; r0 += rmax) {
+            int R = m - r0 >= rmax ? rmax : (int)(m - r0);
+            table[R - 1](w, hb / 2, (int)(hb % 2), act + (size_t)r0 * rb, rb, c0, c1,
+                         y + r0 * ldy, ldy);
         }
     }
 }
+
+static void gemm_avx2(const lm_q8mm_weights *w, const unsigned char *act, size_t rb, int64_t m,
+                      int64_t c0, int64_t c1, float *y, int64_t ldy)
+{
+    gemm_halves(avx2_table, AVX2_R, w, act, rb, m, c0, c1, y, ldy);
+}
+
+/* AVX-VNNI (the 256-bit VEX form of vpdpbusd, on CPUs that have it without
+ * AVX-512: Intel's client cores since Alder Lake).  Half a tile, as the
+ * AVX2 instance, with the block sums of the AVX-512 one: sum(u * w) minus
+ * the packed 128 * sum(w), exact in int32; then the same float steps. */
+#if (defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11)
+#define LM_Q8MM_HAVE_AVXVNNI 1
+#define AVXVNNI_FN __attribute__((target("avx2,fma,avxvnni")))
+#define AVXVNNI_R 6
+
+static inline __attribute__((always_inline)) AVXVNNI_FN void
+avxvnni_half(const lm_q8mm_weights *w, int64_t t, int h, const unsigned char *act, size_t rb,
+             int64_t c0, int64_t c1, float *y, int64_t ldy, const int R)
+{
+    const size_t qoff = LM_Q8MM_ACT_QOFF(w->nb);
+    const unsigned char *tile = w->data + (size_t)t * w->tile_bytes;
+    __m256 acc[AVXVNNI_R];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < w->nb; b++) {
+        const unsigned char *rec = tile + (size_t)b * TB_BYTES, *ab = act + qoff + b * BLK;
+        __m256i s[AVXVNNI_R];
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++)
+            s[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            __m256i wv = _mm256_load_si256((const void *)(rec + TB_Q + g * 64 + h * 32));
+#pragma GCC unroll 6
+            for (int r = 0; r < R; r++)
+                s[r] = _mm256_dpbusd_avx_epi32(
+                    s[r], _mm256_set1_epi32(load_i32(ab + (size_t)r * rb + g * 4)), wv);
+        }
+        __m256i corr = _mm256_load_si256((const void *)(rec + TB_CORR + h * 32));
+        __m256 dw = _mm256_load_ps((const void *)(rec + TB_DW + h * 32));
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m256 f = _mm256_cvtepi32_ps(_mm256_sub_epi32(s[r], corr));
+            __m256 sc = _mm256_mul_ps(_mm256_set1_ps(act_d(act + (size_t)r * rb, b)), dw);
+            acc[r] = _mm256_fmadd_ps(sc, f, acc[r]);
+        }
+    }
+    store_half(acc, t, h, c0, c1, y, ldy, R);
+}
+
+#define AVXVNNI_INST(R)                                                                  \
+    static AVXVNNI_FN void avxvnni_##R(const lm_q8mm_weights *w, int64_t t, int h,       \
+                                       const unsigned char *act, size_t rb, int64_t c0,  \
+                                       int64_t c1, float *y, int64_t ldy)                \
+    {                                                                                    \
+        avxvnni_half(w, t, h, act, rb, c0, c1, y, ldy, R);                               \
+    }
+AVXVNNI_INST(1) AVXVNNI_INST(2) AVXVNNI_INST(3) AVXVNNI_INST(4) AVXVNNI_INST(5) AVXVNNI_INST(6)
+
+static const avx2_kernel avxvnni_table[AVXVNNI_R] = {avxvnni_1, avxvnni_2, avxvnni_3,
+                                                     avxvnni_4, avxvnni_5, avxvnni_6};
+
+static void gemm_avxvnni(const lm_q8mm_weights *w, const unsigned char *act, size_t rb,
+                         int64_t m, int64_t c0, int64_t c1, float *y, int64_t ldy)
+{
+    gemm_halves(avxvnni_table, AVXVNNI_R, w, act, rb, m, c0, c1, y, ldy);
+}
+
+/* AVX-VNNI is CPUID leaf 7, sub-leaf 1, EAX bit 4 (the compiler's
+ * __builtin_cpu_supports does not know it before GCC 13); the caller has
+ * checked AVX2, hence the OS's saving of the ymm state. */
+static int cpu_has_avxvnni(void)
+{
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 4) & 1;
+}
+#endif
 #endif /* x86-64 */
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -537,6 +631,9 @@ static const instance inst_generic = {gemm_generic, quant_row_generic, LM_Q8MM_I
 #ifdef LM_Q8MM_HAVE_X86
 static const instance inst_avx2 = {gemm_avx2, quant_row_avx2, LM_Q8MM_ISA_AVX2};
 static const instance inst_vnni = {gemm_vnni, quant_row_avx512, LM_Q8MM_ISA_AVX512VNNI};
+#ifdef LM_Q8MM_HAVE_AVXVNNI
+static const instance inst_avxvnni = {gemm_avxvnni, quant_row_avx2, LM_Q8MM_ISA_AVXVNNI};
+#endif
 #endif
 
 static const instance *pick_instance(lm_q8mm_isa want)
@@ -548,6 +645,11 @@ static const instance *pick_instance(lm_q8mm_isa want)
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     if ((want == LM_Q8MM_ISA_AUTO || want == LM_Q8MM_ISA_AVX512VNNI) && vnni)
         return &inst_vnni;
+#ifdef LM_Q8MM_HAVE_AVXVNNI
+    /* below AVX-512 VNNI: asked for, or the best of a CPU without it */
+    if (want != LM_Q8MM_ISA_GENERIC && want != LM_Q8MM_ISA_AVX2 && avx2 && cpu_has_avxvnni())
+        return &inst_avxvnni;
+#endif
     if (want != LM_Q8MM_ISA_GENERIC && avx2)
         return &inst_avx2;
 #endif
@@ -588,6 +690,7 @@ const char *lm_q8mm_isa_name(lm_q8mm_isa isa)
     case LM_Q8MM_ISA_GENERIC: return "generic";
     case LM_Q8MM_ISA_AVX2: return "avx2";
     case LM_Q8MM_ISA_AVX512VNNI: return "avx512vnni";
+    case LM_Q8MM_ISA_AVXVNNI: return "avxvnni";
     }
     return "unknown";
 }

@@ -110,7 +110,9 @@ typedef enum lm_q8mm_isa {
     LM_Q8MM_ISA_AUTO = 0,       /* the best instance this CPU runs */
     LM_Q8MM_ISA_GENERIC = 1,    /* portable C: the reference */
     LM_Q8MM_ISA_AVX2 = 2,       /* AVX2 + FMA: maddubs with the sign trick */
-    LM_Q8MM_ISA_AVX512VNNI = 3  /* AVX-512 F/BW/VL + VNNI: vpdpbusd */
+    LM_Q8MM_ISA_AVX512VNNI = 3, /* AVX-512 F/BW/VL + VNNI: vpdpbusd */
+    LM_Q8MM_ISA_AVXVNNI = 4     /* AVX2 + FMA + AVX-VNNI: 256-bit vpdpbusd; between
+                                   AVX2 and AVX-512 VNNI in the automatic choice */
 } lm_q8mm_isa;
 
 /* Selects the instance for the whole process; an instance the CPU (or the
@@ -122,7 +124,8 @@ lm_q8mm_isa lm_q8mm_set_isa(lm_q8mm_isa isa);
  * build (a query: changes nothing).  Thread-safe. */
 lm_q8mm_isa lm_q8mm_isa_best(void);
 
-/* "generic", "avx2", "avx512vnni" or "auto"; "unknown" otherwise.  Static. */
+/* "generic", "avx2", "avxvnni", "avx512vnni" or "auto"; "unknown"
+ * otherwise.  Static. */
 const char *lm_q8mm_isa_name(lm_q8mm_isa isa);
 
 #ifdef __cplusplus

@@ -380,7 +380,7 @@ START_TEST(test_fast_instances_agree)
     lm_q8mm_isa best = lm_q8mm_set_isa(LM_Q8MM_ISA_AUTO);
     score_range(ctx, &g, a, a + 1, want);
     score_range(ctx, &g, b, b + 1, want + g.q[a].n_tokens - 1);
-    const lm_q8mm_isa others[] = {LM_Q8MM_ISA_AVX2, LM_Q8MM_ISA_GENERIC};
+    const lm_q8mm_isa others[] = {LM_Q8MM_ISA_AVXVNNI, LM_Q8MM_ISA_AVX2, LM_Q8MM_ISA_GENERIC};
     int compared = 0;
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         if (others[i] == best || lm_q8mm_set_isa(others[i]) != others[i])

@@ -194,12 +194,13 @@ static int same_float(float a, float b)
 
 /* ---- quantisation ----------------------------------------------------------- */
 
-/* Loop tests over instances: _i % 3 picks one; 0 when this CPU lacks it. */
+/* Loop tests over instances: _i % N_ISAS picks one; 0 when this CPU lacks it. */
 static const lm_q8mm_isa all_isas[] = {LM_Q8MM_ISA_GENERIC, LM_Q8MM_ISA_AVX2,
-                                       LM_Q8MM_ISA_AVX512VNNI};
+                                       LM_Q8MM_ISA_AVXVNNI, LM_Q8MM_ISA_AVX512VNNI};
+#define N_ISAS 4
 static int use_isa(int i)
 {
-    lm_q8mm_isa want = all_isas[i % 3];
+    lm_q8mm_isa want = all_isas[i % N_ISAS];
     return lm_q8mm_set_isa(want) == want;
 }
 
@@ -450,9 +451,12 @@ START_TEST(test_generic_refs)
 }
 END_TEST
 
-/* Every instance == GENERIC bit for bit.  _i: instance (AVX2, VNNI) times
- * rounds of random shapes and modes; an instance this CPU lacks is skipped. */
-static const lm_q8mm_isa other_isas[] = {LM_Q8MM_ISA_AVX2, LM_Q8MM_ISA_AVX512VNNI};
+/* Every instance == GENERIC bit for bit.  _i: instance (AVX2, AVX-VNNI,
+ * AVX-512 VNNI) times rounds of random shapes and modes; an instance this
+ * CPU lacks is skipped. */
+static const lm_q8mm_isa other_isas[] = {LM_Q8MM_ISA_AVX2, LM_Q8MM_ISA_AVXVNNI,
+                                         LM_Q8MM_ISA_AVX512VNNI};
+#define N_OTHER_ISAS 3
 #define ROUNDS 8
 
 START_TEST(test_instances_agree)
@@ -635,6 +639,7 @@ START_TEST(test_isa_names)
     ck_assert_str_eq(lm_q8mm_isa_name(LM_Q8MM_ISA_GENERIC), "generic");
     ck_assert_str_eq(lm_q8mm_isa_name(LM_Q8MM_ISA_AVX2), "avx2");
     ck_assert_str_eq(lm_q8mm_isa_name(LM_Q8MM_ISA_AVX512VNNI), "avx512vnni");
+    ck_assert_str_eq(lm_q8mm_isa_name(LM_Q8MM_ISA_AVXVNNI), "avxvnni");
     ck_assert_str_eq(lm_q8mm_isa_name((lm_q8mm_isa)42), "unknown");
     ck_assert_int_eq(lm_q8mm_set_isa(LM_Q8MM_ISA_GENERIC), LM_Q8MM_ISA_GENERIC);
     ck_assert_int_ne(lm_q8mm_set_isa(LM_Q8MM_ISA_AUTO), LM_Q8MM_ISA_AUTO);
@@ -645,19 +650,19 @@ static Suite *q8mm_suite(void)
 {
     Suite *s = suite_create("lm_q8mm");
     TCase *tq = tcase_create("quantise");
-    tcase_add_loop_test(tq, test_quant_rounding, 0, 3);
-    tcase_add_loop_test(tq, test_quant_special_blocks, 0, 3);
-    tcase_add_loop_test(tq, test_quant_random, 0, 9);
+    tcase_add_loop_test(tq, test_quant_rounding, 0, N_ISAS);
+    tcase_add_loop_test(tq, test_quant_special_blocks, 0, N_ISAS);
+    tcase_add_loop_test(tq, test_quant_random, 0, 3 * N_ISAS);
     tcase_add_test(tq, test_act_row_bytes);
     tcase_add_test(tq, test_weights_bad_shapes);
     tcase_add_test(tq, test_isa_names);
     suite_add_tcase(s, tq);
     TCase *tp = tcase_create("products");
     tcase_add_loop_test(tp, test_generic_refs, 0, 4);
-    tcase_add_loop_test(tp, test_instances_agree, 0, 2 * ROUNDS);
-    tcase_add_loop_test(tp, test_all_ranges, 0, 3);
+    tcase_add_loop_test(tp, test_instances_agree, 0, N_OTHER_ISAS * ROUNDS);
+    tcase_add_loop_test(tp, test_all_ranges, 0, 1 + N_OTHER_ISAS);
     tcase_add_test(tp, test_non_finite);
-    tcase_add_loop_test(tp, test_bound_is_tight, 0, 3);
+    tcase_add_loop_test(tp, test_bound_is_tight, 0, N_ISAS);
     tcase_add_test(tp, test_threads);
     tcase_set_timeout(tp, 120);
     suite_add_tcase(s, tp);
