@@ -46,6 +46,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -90,6 +91,9 @@ typedef struct blas_backend {
 } blas_backend;
 
 /* What the lanes of one context share: the fast mode's repacked weights. */
+/* At most this many threads pack the weights in fast mode. */
+#define LM_BLAS_PACK_THREADS 64
+
 typedef struct blas_shared {
     int32_t n;                /* the model's n_weights */
     lm_q8mm_weights **pack;   /* [n] by weight slot, owned: the pack of each matrix
@@ -169,8 +173,75 @@ static dl_status pack_converted(const lm_weight *w, lm_q8mm_weights **out, dl_er
     return st;
 }
 
-/* Fast mode: packs every matrix of m for the integer products: Q8_0 as it
- * is, other types converted to Q8_0 first (NULL state outside fast mode). */
+/* The pack of one matrix w into sh->pack[w->slot]: Q8_0 as it is, other
+ * types converted to Q8_0 first; then the file's pages of w may leave
+ * memory, since the products read the pack (an embedding lookup of a tied
+ * matrix reads them back a row at a time). */
+static dl_status pack_one(const lm_model *m, blas_shared *sh, const lm_weight *w, dl_error *err)
+{
+    dl_status st;
+    if (w->type == LM_QTYPE_Q8_0)
+        st = lm_q8mm_weights_new(w->data, w->row_bytes, w->n_rows, w->n_cols, &sh->pack[w->slot],
+                                 err);
+    else
+        st = pack_converted(w, &sh->pack[w->slot], err);
+    if (st == DL_OK)
+        lm_gguf_release(m->gguf, w->data, (size_t)w->n_rows * w->row_bytes);
+    return st;
+}
+
+/* Packing on several threads: each takes the next matrix of the list until
+ * none is left or one has failed.  Every matrix has its own slot, status and
+ * error, so the result is the same whichever thread packs what. */
+typedef struct pack_job {
+    const lm_model *m;
+    blas_shared *sh;
+    const lm_weight **list;
+    int64_t n;
+    dl_status *st;  /* [n] */
+    dl_error *errs; /* [n] */
+    atomic_llong next;
+    atomic_int failed;
+} pack_job;
+
+static void *pack_worker(void *arg)
+{
+    pack_job *jb = arg;
+    for (;;) {
+        int64_t i = atomic_fetch_add(&jb->next, 1);
+        if (i >= jb->n || atomic_load(&jb->failed))
+            break;
+        dl_error_clear(&jb->errs[i]);
+        jb->st[i] = pack_one(jb->m, jb->sh, jb->list[i], &jb->errs[i]);
+        if (jb->st[i] != DL_OK)
+            atomic_store(&jb->failed, 1);
+    }
+    return NULL;
+}
+
+/* Runs the job on the calling thread and up to threads - 1 more (fewer when
+ * a thread cannot be started); returns the first failure in list order. */
+static dl_status pack_all(pack_job *jb, int threads, dl_error *err)
+{
+    pthread_t th[LM_BLAS_PACK_THREADS];
+    int started = 0;
+    for (int t = 1; t < threads && t < LM_BLAS_PACK_THREADS && t < jb->n; t++)
+        if (pthread_create(&th[started], NULL, pack_worker, jb) == 0)
+            started++;
+    pack_worker(jb);
+    for (int t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    for (int64_t i = 0; i < jb->n; i++)
+        if (jb->st[i] != DL_OK) {
+            if (err && err->code == DL_OK) /* the first error stays, as dl_error_set */
+                *err = jb->errs[i];
+            return jb->st[i];
+        }
+    return DL_OK;
+}
+
+/* Fast mode: packs every matrix of m for the integer products, on up to
+ * p->threads threads (NULL state outside fast mode). */
 static dl_status blas_shared_new(const lm_model *m, const lm_backend_params *p, void **out,
                                  dl_error *err)
 {
@@ -181,34 +252,44 @@ static dl_status blas_shared_new(const lm_model *m, const lm_backend_params *p, 
         return dl_error_set(err, DL_ERR_USAGE,
                             "the fast mode needs a CPU with AVX2 and FMA: this one has only the "
                             "portable integer kernel, which is slower than the exact path");
+    /* the matmul operands: the output layer (the largest, first, so that
+     * threads finish together) and the layers' matrices, not an untied token
+     * embedding (only looked up); odd widths keep the float path */
+    int64_t n_mat = 7 * m->hp.n_layer + 1;
     blas_shared *sh = calloc(1, sizeof *sh);
+    pack_job jb = {.m = m, .sh = sh};
     if (sh)
         sh->pack = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), sizeof *sh->pack);
-    if (!sh || !sh->pack) {
-        free(sh);
-        return dl_error_set(err, DL_ERR_NOMEM, "out of memory repacking the weights");
-    }
-    sh->n = m->n_weights;
+    jb.list = calloc((size_t)n_mat, sizeof *jb.list);
+    jb.st = calloc((size_t)n_mat, sizeof *jb.st);
+    jb.errs = calloc((size_t)n_mat, sizeof *jb.errs);
+    unsigned char *listed = calloc((size_t)(m->n_weights > 0 ? m->n_weights : 1), 1);
     dl_status st = DL_OK;
-    /* the matmul operands: the layers' matrices and the output layer (not
-     * an untied token embedding, which is only looked up) */
-    int64_t n_mat = 7 * m->hp.n_layer + 1;
-    for (int64_t i = 0; st == DL_OK && i < n_mat; i++) {
-        const lm_layer *l = &m->layers[i / 7 < m->hp.n_layer ? i / 7 : 0];
-        const lm_weight *const mats[7] = {l->wq, l->wk, l->wv, l->wo, l->w_gate, l->w_up, l->w_down};
-        const lm_weight *w = i == n_mat - 1 ? m->output : mats[i % 7];
-        if (w->n_rows <= 1 || w->n_cols % LM_QK_0 != 0 || sh->pack[w->slot])
-            continue; /* odd widths keep the float path; a tied matrix is packed once */
-        if (w->type == LM_QTYPE_Q8_0)
-            st = lm_q8mm_weights_new(w->data, w->row_bytes, w->n_rows, w->n_cols,
-                                     &sh->pack[w->slot], err);
-        else
-            st = pack_converted(w, &sh->pack[w->slot], err);
-        /* the pack is what the products read now: the file's pages of w can
-         * leave memory (an embedding lookup reads them back a row at a time) */
-        if (st == DL_OK)
-            lm_gguf_release(m->gguf, w->data, (size_t)w->n_rows * w->row_bytes);
+    if (!sh || !sh->pack || !jb.list || !jb.st || !jb.errs || !listed) {
+        st = dl_error_set(err, DL_ERR_NOMEM, "out of memory repacking the weights");
+    } else {
+        sh->n = m->n_weights;
+        for (int64_t i = 0; i < n_mat; i++) {
+            const lm_weight *w = m->output;
+            if (i > 0) {
+                const lm_layer *l = &m->layers[(i - 1) / 7];
+                const lm_weight *const mats[7] = {l->wq,     l->wk,   l->wv,    l->wo,
+                                                  l->w_gate, l->w_up, l->w_down};
+                w = mats[(i - 1) % 7];
+            }
+            if (w->n_rows <= 1 || w->n_cols % LM_QK_0 != 0 || listed[w->slot])
+                continue; /* a tied matrix is packed once */
+            listed[w->slot] = 1;
+            jb.list[jb.n++] = w;
+        }
+        atomic_init(&jb.next, 0);
+        atomic_init(&jb.failed, 0);
+        st = pack_all(&jb, p->threads, err);
     }
+    free(jb.list);
+    free(jb.st);
+    free(jb.errs);
+    free(listed);
     if (st != DL_OK) {
         blas_shared_free(sh);
         return st;

@@ -157,8 +157,11 @@ static void rope_table(const lm_model *m, int64_t n_ctx, float *cs)
 static dl_status lane_init(lm_ctx *ctx, lm_lane *ln, const float *cs_host, dl_error *err)
 {
     const lm_hparams *hp = &ctx->model->hp;
-    lm_backend_params bp = {ctx->max_rows, ctx->n_ctx, ctx->max_logit_rows, ctx->q8_act,
-                            ctx->shared};
+    lm_backend_params bp = {.max_rows = ctx->max_rows,
+                            .max_ctx = ctx->n_ctx,
+                            .max_logit_rows = ctx->max_logit_rows,
+                            .q8_act = ctx->q8_act,
+                            .shared = ctx->shared};
     dl_status st = ctx->ops->create(ctx->model, &bp, &ln->be, err);
     if (st != DL_OK)
         return st;
@@ -261,7 +264,11 @@ dl_status lm_ctx_new(const lm_model *m, const lm_ctx_params *p, lm_ctx **out, dl
             rope_table(m, ctx->n_ctx, cs);
     }
     if (st == DL_OK && ctx->ops->shared_new) {
-        lm_backend_params bp = {ctx->max_rows, ctx->n_ctx, ctx->max_logit_rows, ctx->q8_act, NULL};
+        lm_backend_params bp = {.max_rows = ctx->max_rows,
+                                .max_ctx = ctx->n_ctx,
+                                .max_logit_rows = ctx->max_logit_rows,
+                                .q8_act = ctx->q8_act,
+                                .threads = (int)ctx->n_lanes};
         st = ctx->ops->shared_new(m, &bp, &ctx->shared, err);
     }
     for (int64_t l = 0; st == DL_OK && l < ctx->n_lanes; l++)

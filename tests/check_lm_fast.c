@@ -311,6 +311,30 @@ START_TEST(test_fast_batch_threads_identical)
 }
 END_TEST
 
+/* Packing on several threads (each takes the next matrix) gives the packs
+ * of one thread: on the F16 file (every matrix converted to Q8_0 first),
+ * a context of 4 threads scores every golden sequence with the bits of a
+ * 1-thread context. */
+START_TEST(test_fast_pack_threads_identical)
+{
+    lm_model *m = lm_test_load_model("models/delift-mini-f16.gguf");
+    golden_set g;
+    golden_load(&g, "models/golden/delift-mini/logits_f16.json");
+    size_t bytes = sizeof(float) * (size_t)g.n_lp;
+    float *one = malloc(bytes), *four = malloc(bytes);
+    lm_ctx *c1 = new_ctx(m, 1, 1), *c4 = new_ctx(m, 4, 1);
+    score_range(c1, &g, 0, g.n, one);
+    score_range(c4, &g, 0, g.n, four);
+    ck_assert(memcmp(one, four, bytes) == 0);
+    lm_ctx_free(c1);
+    lm_ctx_free(c4);
+    free(one);
+    free(four);
+    golden_free(&g);
+    lm_model_free(m);
+}
+END_TEST
+
 /* A shared prefix and its continuation.  The attention over a cached past
  * sums in another grouping than over the whole sequence, and an activation
  * that lands near a rounding boundary may then take the other 8-bit value:
@@ -412,6 +436,7 @@ static Suite *lm_fast_suite(void)
     tcase_add_test(tc, test_fast_kquants);
     tcase_add_test(tc, test_q8_0_encoder_matches_file);
     tcase_add_test(tc, test_fast_batch_threads_identical);
+    tcase_add_test(tc, test_fast_pack_threads_identical);
     tcase_add_test(tc, test_fast_prefix);
     tcase_add_test(tc, test_fast_instances_agree);
     suite_add_tcase(s, tc);
