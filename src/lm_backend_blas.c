@@ -90,10 +90,10 @@ typedef struct blas_backend {
     unsigned char *qact;              /* [max rows, lm_q8mm_act_row_bytes(max cols)] */
 } blas_backend;
 
-/* What the lanes of one context share: the fast mode's repacked weights. */
 /* At most this many threads pack the weights in fast mode. */
 #define LM_BLAS_PACK_THREADS 64
 
+/* What the lanes of one context share: the fast mode's repacked weights. */
 typedef struct blas_shared {
     int32_t n;                /* the model's n_weights */
     lm_q8mm_weights **pack;   /* [n] by weight slot, owned: the pack of each matrix

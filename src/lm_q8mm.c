@@ -3,9 +3,10 @@
  *
  * Four instances of the product, the same bits each (tests/check_lm_q8mm.c
  * checks it): portable C (the reference), AVX2 (maddubs with the sign trick),
- * AVX-VNNI (256-bit vpdpbusd) and AVX-512 VNNI (vpdpbusd).  They differ only in how the exact int32 block
- * sums are formed; the float steps are one multiply (dx * dw) and one fused
- * multiply-add per block and output, in block order, in every instance.
+ * AVX-VNNI (256-bit vpdpbusd) and AVX-512 VNNI (vpdpbusd).  They differ only
+ * in how the exact int32 block sums are formed; the float steps are one
+ * multiply (dx * dw) and one fused multiply-add per block and output, in
+ * block order, in every instance.
  *
  * Packed tile (16 weight rows, padded with zero rows) of nb blocks: for block
  * b at byte b * 640 of the tile, q[8][16][4] (group g holds values 4g..4g+3
