@@ -611,6 +611,9 @@ static int cpu_has_avxvnni(void)
     unsigned a, b, c, d;
     if (__get_cpuid_max(0, NULL) < 7)
         return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (a < 1) /* the highest sub-leaf of leaf 7 */
+        return 0;
     __cpuid_count(7, 1, a, b, c, d);
     return (a >> 4) & 1;
 }
