@@ -67,8 +67,8 @@ typedef struct lm_backend_params {
                            with ops->q8_act are given it */
     void *shared;       /* what ops->shared_new made for this context, or NULL;
                            borrowed: outlives every instance */
-    int threads;        /* threads shared_new may use (the context's lanes);
-                           <= 1: the calling thread only */
+    int threads;        /* threads shared_new may use (the context's lanes;
+                           create ignores it); <= 1: the calling thread only */
 } lm_backend_params;
 
 /* Arguments of causal attention over segments, with an optional shared past

@@ -154,14 +154,21 @@ static void rope_table(const lm_model *m, int64_t n_ctx, float *cs)
     }
 }
 
+/* What ctx tells its backend: shared_new and every lane's create. */
+static lm_backend_params ctx_backend_params(const lm_ctx *ctx)
+{
+    return (lm_backend_params){.max_rows = ctx->max_rows,
+                               .max_ctx = ctx->n_ctx,
+                               .max_logit_rows = ctx->max_logit_rows,
+                               .q8_act = ctx->q8_act,
+                               .shared = ctx->shared,
+                               .threads = (int)ctx->n_lanes};
+}
+
 static dl_status lane_init(lm_ctx *ctx, lm_lane *ln, const float *cs_host, dl_error *err)
 {
     const lm_hparams *hp = &ctx->model->hp;
-    lm_backend_params bp = {.max_rows = ctx->max_rows,
-                            .max_ctx = ctx->n_ctx,
-                            .max_logit_rows = ctx->max_logit_rows,
-                            .q8_act = ctx->q8_act,
-                            .shared = ctx->shared};
+    lm_backend_params bp = ctx_backend_params(ctx);
     dl_status st = ctx->ops->create(ctx->model, &bp, &ln->be, err);
     if (st != DL_OK)
         return st;
@@ -264,11 +271,7 @@ dl_status lm_ctx_new(const lm_model *m, const lm_ctx_params *p, lm_ctx **out, dl
             rope_table(m, ctx->n_ctx, cs);
     }
     if (st == DL_OK && ctx->ops->shared_new) {
-        lm_backend_params bp = {.max_rows = ctx->max_rows,
-                                .max_ctx = ctx->n_ctx,
-                                .max_logit_rows = ctx->max_logit_rows,
-                                .q8_act = ctx->q8_act,
-                                .threads = (int)ctx->n_lanes};
+        lm_backend_params bp = ctx_backend_params(ctx); /* shared is still NULL */
         st = ctx->ops->shared_new(m, &bp, &ctx->shared, err);
     }
     for (int64_t l = 0; st == DL_OK && l < ctx->n_lanes; l++)
