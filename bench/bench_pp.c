@@ -9,6 +9,7 @@
  *   "all" (the default): every position's next-token log-probability (the
  *   output layer at all `tokens` positions, what DELIFT needs); "last": the
  *   last position's only, the work llama.cpp's prompt processing does.
+ *   The time lm_ctx_new took goes to stderr (fast mode: the packing).
  */
 #include "config.h"
 
@@ -56,10 +57,14 @@ int main(int argc, char **argv)
     p.n_ctx = n;
     p.q8_act = fast;
     lm_ctx *ctx = NULL;
+    double tc = now();
     if (lm_ctx_new(m, &p, &ctx, &err) != DL_OK) {
         fprintf(stderr, "bench_pp: %s\n", err.message);
         return 1;
     }
+    /* stderr: the result line on stdout keeps its format (vs_llamacpp.sh);
+     * in fast mode this is mostly the packing of the weights */
+    fprintf(stderr, "bench_pp: context created in %.3f s\n", now() - tc);
     int32_t *ids = malloc((size_t)n * sizeof *ids);
     float *lp = malloc((size_t)(n * batch) * sizeof *lp);
     lm_seq *seqs = malloc((size_t)batch * sizeof *seqs);
